@@ -1,0 +1,189 @@
+"""A random-weight SD1.5 checkpoint in the real single-file (LDM / civitai) key layout.
+
+Every key and shape of a real `v1-5-pruned-emaonly.safetensors` UNet, VAE and CLIP-L text
+encoder, so ComfyUI's CheckpointLoaderSimple detects it as SD1.5 and loads it with nothing
+missing. Weights are scaled by 1/sqrt(fan_in) so activations stay finite through the network.
+"""
+import math
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+UNET_CHANNELS = (320, 640, 1280, 1280)
+TIME_EMBED = 1280
+TEXT_WIDTH = 768
+
+
+def _resblock(shapes, prefix, cin, cout, emb=TIME_EMBED):
+    shapes[f"{prefix}.in_layers.0.weight"] = (cin,)
+    shapes[f"{prefix}.in_layers.0.bias"] = (cin,)
+    shapes[f"{prefix}.in_layers.2.weight"] = (cout, cin, 3, 3)
+    shapes[f"{prefix}.in_layers.2.bias"] = (cout,)
+    shapes[f"{prefix}.emb_layers.1.weight"] = (cout, emb)
+    shapes[f"{prefix}.emb_layers.1.bias"] = (cout,)
+    shapes[f"{prefix}.out_layers.0.weight"] = (cout,)
+    shapes[f"{prefix}.out_layers.0.bias"] = (cout,)
+    shapes[f"{prefix}.out_layers.3.weight"] = (cout, cout, 3, 3)
+    shapes[f"{prefix}.out_layers.3.bias"] = (cout,)
+    if cin != cout:
+        shapes[f"{prefix}.skip_connection.weight"] = (cout, cin, 1, 1)
+        shapes[f"{prefix}.skip_connection.bias"] = (cout,)
+
+
+def _transformer(shapes, prefix, c, context=TEXT_WIDTH):
+    for name in ("norm",):
+        shapes[f"{prefix}.{name}.weight"] = (c,)
+        shapes[f"{prefix}.{name}.bias"] = (c,)
+    for name in ("proj_in", "proj_out"):
+        shapes[f"{prefix}.{name}.weight"] = (c, c, 1, 1)
+        shapes[f"{prefix}.{name}.bias"] = (c,)
+    block = f"{prefix}.transformer_blocks.0"
+    for attn, kv in (("attn1", c), ("attn2", context)):
+        shapes[f"{block}.{attn}.to_q.weight"] = (c, c)
+        shapes[f"{block}.{attn}.to_k.weight"] = (c, kv)
+        shapes[f"{block}.{attn}.to_v.weight"] = (c, kv)
+        shapes[f"{block}.{attn}.to_out.0.weight"] = (c, c)
+        shapes[f"{block}.{attn}.to_out.0.bias"] = (c,)
+    shapes[f"{block}.ff.net.0.proj.weight"] = (8 * c, c)
+    shapes[f"{block}.ff.net.0.proj.bias"] = (8 * c,)
+    shapes[f"{block}.ff.net.2.weight"] = (c, 4 * c)
+    shapes[f"{block}.ff.net.2.bias"] = (c,)
+    for norm in ("norm1", "norm2", "norm3"):
+        shapes[f"{block}.{norm}.weight"] = (c,)
+        shapes[f"{block}.{norm}.bias"] = (c,)
+
+
+def unet_shapes(prefix="model.diffusion_model."):
+    s = {}
+    ch = UNET_CHANNELS
+    s["time_embed.0.weight"], s["time_embed.0.bias"] = (TIME_EMBED, ch[0]), (TIME_EMBED,)
+    s["time_embed.2.weight"], s["time_embed.2.bias"] = (TIME_EMBED, TIME_EMBED), (TIME_EMBED,)
+    s["input_blocks.0.0.weight"], s["input_blocks.0.0.bias"] = (ch[0], 4, 3, 3), (ch[0],)
+    skips, block, cin = [ch[0]], 1, ch[0]
+    for level, cout in enumerate(ch):
+        for _ in range(2):
+            _resblock(s, f"input_blocks.{block}.0", cin, cout)
+            if level < 3:
+                _transformer(s, f"input_blocks.{block}.1", cout)
+            cin = cout
+            skips.append(cout)
+            block += 1
+        if level < 3:
+            s[f"input_blocks.{block}.0.op.weight"] = (cout, cout, 3, 3)
+            s[f"input_blocks.{block}.0.op.bias"] = (cout,)
+            skips.append(cout)
+            block += 1
+    _resblock(s, "middle_block.0", ch[3], ch[3])
+    _transformer(s, "middle_block.1", ch[3])
+    _resblock(s, "middle_block.2", ch[3], ch[3])
+    block = 0
+    for level, cout in reversed(list(enumerate(ch))):
+        for i in range(3):
+            _resblock(s, f"output_blocks.{block}.0", cin + skips.pop(), cout)
+            cin = cout
+            sub = 1
+            if level < 3:
+                _transformer(s, f"output_blocks.{block}.1", cout)
+                sub = 2
+            if level > 0 and i == 2:
+                s[f"output_blocks.{block}.{sub}.conv.weight"] = (cout, cout, 3, 3)
+                s[f"output_blocks.{block}.{sub}.conv.bias"] = (cout,)
+            block += 1
+    s["out.0.weight"], s["out.0.bias"] = (ch[0],), (ch[0],)
+    s["out.2.weight"], s["out.2.bias"] = (4, ch[0], 3, 3), (4,)
+    return {prefix + k: v for k, v in s.items()}
+
+
+def _vae_resnet(s, prefix, cin, cout):
+    s[f"{prefix}.norm1.weight"], s[f"{prefix}.norm1.bias"] = (cin,), (cin,)
+    s[f"{prefix}.conv1.weight"], s[f"{prefix}.conv1.bias"] = (cout, cin, 3, 3), (cout,)
+    s[f"{prefix}.norm2.weight"], s[f"{prefix}.norm2.bias"] = (cout,), (cout,)
+    s[f"{prefix}.conv2.weight"], s[f"{prefix}.conv2.bias"] = (cout, cout, 3, 3), (cout,)
+    if cin != cout:
+        s[f"{prefix}.nin_shortcut.weight"], s[f"{prefix}.nin_shortcut.bias"] = (cout, cin, 1, 1), (cout,)
+
+
+def _vae_mid(s, prefix, c):
+    _vae_resnet(s, f"{prefix}.block_1", c, c)
+    s[f"{prefix}.attn_1.norm.weight"], s[f"{prefix}.attn_1.norm.bias"] = (c,), (c,)
+    for name in ("q", "k", "v", "proj_out"):
+        s[f"{prefix}.attn_1.{name}.weight"], s[f"{prefix}.attn_1.{name}.bias"] = (c, c, 1, 1), (c,)
+    _vae_resnet(s, f"{prefix}.block_2", c, c)
+
+
+def vae_shapes(prefix="first_stage_model."):
+    s = {}
+    ch = (128, 256, 512, 512)
+    s["encoder.conv_in.weight"], s["encoder.conv_in.bias"] = (ch[0], 3, 3, 3), (ch[0],)
+    cin = ch[0]
+    for level, cout in enumerate(ch):
+        for j in range(2):
+            _vae_resnet(s, f"encoder.down.{level}.block.{j}", cin, cout)
+            cin = cout
+        if level < 3:
+            s[f"encoder.down.{level}.downsample.conv.weight"] = (cout, cout, 3, 3)
+            s[f"encoder.down.{level}.downsample.conv.bias"] = (cout,)
+    _vae_mid(s, "encoder.mid", ch[3])
+    s["encoder.norm_out.weight"], s["encoder.norm_out.bias"] = (ch[3],), (ch[3],)
+    s["encoder.conv_out.weight"], s["encoder.conv_out.bias"] = (8, ch[3], 3, 3), (8,)
+    s["quant_conv.weight"], s["quant_conv.bias"] = (8, 8, 1, 1), (8,)
+    s["post_quant_conv.weight"], s["post_quant_conv.bias"] = (4, 4, 1, 1), (4,)
+    s["decoder.conv_in.weight"], s["decoder.conv_in.bias"] = (ch[3], 4, 3, 3), (ch[3],)
+    _vae_mid(s, "decoder.mid", ch[3])
+    cin = ch[3]
+    for level in reversed(range(4)):
+        cout = ch[level]
+        for j in range(3):
+            _vae_resnet(s, f"decoder.up.{level}.block.{j}", cin, cout)
+            cin = cout
+        if level > 0:
+            s[f"decoder.up.{level}.upsample.conv.weight"] = (cout, cout, 3, 3)
+            s[f"decoder.up.{level}.upsample.conv.bias"] = (cout,)
+    s["decoder.norm_out.weight"], s["decoder.norm_out.bias"] = (ch[0],), (ch[0],)
+    s["decoder.conv_out.weight"], s["decoder.conv_out.bias"] = (3, ch[0], 3, 3), (3,)
+    return {prefix + k: v for k, v in s.items()}
+
+
+def clip_shapes(prefix="cond_stage_model.transformer.text_model."):
+    s = {"embeddings.token_embedding.weight": (49408, TEXT_WIDTH),
+         "embeddings.position_embedding.weight": (77, TEXT_WIDTH),
+         "final_layer_norm.weight": (TEXT_WIDTH,), "final_layer_norm.bias": (TEXT_WIDTH,)}
+    for i in range(12):
+        p = f"encoder.layers.{i}"
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            s[f"{p}.self_attn.{proj}.weight"], s[f"{p}.self_attn.{proj}.bias"] = (TEXT_WIDTH, TEXT_WIDTH), (TEXT_WIDTH,)
+        for norm in ("layer_norm1", "layer_norm2"):
+            s[f"{p}.{norm}.weight"], s[f"{p}.{norm}.bias"] = (TEXT_WIDTH,), (TEXT_WIDTH,)
+        s[f"{p}.mlp.fc1.weight"], s[f"{p}.mlp.fc1.bias"] = (4 * TEXT_WIDTH, TEXT_WIDTH), (4 * TEXT_WIDTH,)
+        s[f"{p}.mlp.fc2.weight"], s[f"{p}.mlp.fc2.bias"] = (TEXT_WIDTH, 4 * TEXT_WIDTH), (TEXT_WIDTH,)
+    return {prefix + k: v for k, v in s.items()}
+
+
+def random_tensor(key, shape, generator, dtype=torch.float16):
+    """Norm scales 1, biases 0, everything else N(0, 1/fan_in)."""
+    is_norm = any(n in key for n in ("norm", "in_layers.0", "out_layers.0", "out.0.")) and len(shape) == 1
+    if key.endswith(".bias"):
+        return torch.zeros(shape, dtype=dtype)
+    if is_norm:
+        return torch.ones(shape, dtype=dtype)
+    if "embedding" in key:
+        return (torch.randn(shape, generator=generator) * 0.02).to(dtype)
+    fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]
+    return (torch.randn(shape, generator=generator) / math.sqrt(fan_in)).to(dtype)
+
+
+def sd15_shapes():
+    return {**unet_shapes(), **vae_shapes(), **clip_shapes()}
+
+
+def write_sd15_checkpoint(path, seed=0, dtype=torch.float16):
+    """Write the full-size random SD1.5 checkpoint (about 2 GB in fp16) atomically to `path`."""
+    path = Path(path)
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {k: random_tensor(k, shape, generator, dtype) for k, shape in sd15_shapes().items()}
+    tensors["cond_stage_model.transformer.text_model.embeddings.position_ids"] = torch.arange(77).unsqueeze(0)
+    tmp = path.with_suffix(".partial")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    tmp.replace(path)
+    return path
