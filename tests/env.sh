@@ -10,7 +10,7 @@ if [ ! -f "$ALCM_VENV/.complete" ]; then
   echo "== making the test environment in $ALCM_VENV"
   rm -rf "$ALCM_VENV"
   "$python_bin" -m venv "$ALCM_VENV"
-  pip_install() { "$ALCM_PYTHON" -m pip install --quiet --disable-pip-version-check "$@"; }
+  pip_install() { "$ALCM_PYTHON" -m pip install -qq --disable-pip-version-check "$@"; }
   # torch first, pinned to the CPU build this machine carries; every later step must keep it.
   pip_install "torch==${ALCM_TORCH_VERSION:-2.13.0}"
   # The registry host and the only torchvision that imports on this torch, without their

@@ -11,11 +11,10 @@ import torch
 from safetensors.torch import save_file
 
 UNET_CHANNELS = (320, 640, 1280, 1280)
-TIME_EMBED = 1280
 TEXT_WIDTH = 768
 
 
-def _resblock(shapes, prefix, cin, cout, emb=TIME_EMBED):
+def _resblock(shapes, prefix, cin, cout, emb):
     shapes[f"{prefix}.in_layers.0.weight"] = (cin,)
     shapes[f"{prefix}.in_layers.0.bias"] = (cin,)
     shapes[f"{prefix}.in_layers.2.weight"] = (cout, cin, 3, 3)
@@ -54,16 +53,17 @@ def _transformer(shapes, prefix, c, context=TEXT_WIDTH):
         shapes[f"{block}.{norm}.bias"] = (c,)
 
 
-def unet_shapes(prefix="model.diffusion_model."):
+def unet_shapes(prefix="model.diffusion_model.", ch=UNET_CHANNELS):
+    """The SD1.5 UNet; `ch` other than (320, 640, 1280, 1280) gives the same layout at another width."""
     s = {}
-    ch = UNET_CHANNELS
-    s["time_embed.0.weight"], s["time_embed.0.bias"] = (TIME_EMBED, ch[0]), (TIME_EMBED,)
-    s["time_embed.2.weight"], s["time_embed.2.bias"] = (TIME_EMBED, TIME_EMBED), (TIME_EMBED,)
+    emb = 4 * ch[0]
+    s["time_embed.0.weight"], s["time_embed.0.bias"] = (emb, ch[0]), (emb,)
+    s["time_embed.2.weight"], s["time_embed.2.bias"] = (emb, emb), (emb,)
     s["input_blocks.0.0.weight"], s["input_blocks.0.0.bias"] = (ch[0], 4, 3, 3), (ch[0],)
     skips, block, cin = [ch[0]], 1, ch[0]
     for level, cout in enumerate(ch):
         for _ in range(2):
-            _resblock(s, f"input_blocks.{block}.0", cin, cout)
+            _resblock(s, f"input_blocks.{block}.0", cin, cout, emb)
             if level < 3:
                 _transformer(s, f"input_blocks.{block}.1", cout)
             cin = cout
@@ -74,13 +74,13 @@ def unet_shapes(prefix="model.diffusion_model."):
             s[f"input_blocks.{block}.0.op.bias"] = (cout,)
             skips.append(cout)
             block += 1
-    _resblock(s, "middle_block.0", ch[3], ch[3])
+    _resblock(s, "middle_block.0", ch[3], ch[3], emb)
     _transformer(s, "middle_block.1", ch[3])
-    _resblock(s, "middle_block.2", ch[3], ch[3])
+    _resblock(s, "middle_block.2", ch[3], ch[3], emb)
     block = 0
     for level, cout in reversed(list(enumerate(ch))):
         for i in range(3):
-            _resblock(s, f"output_blocks.{block}.0", cin + skips.pop(), cout)
+            _resblock(s, f"output_blocks.{block}.0", cin + skips.pop(), cout, emb)
             cin = cout
             sub = 1
             if level < 3:

@@ -1,0 +1,94 @@
+"""Putting a motion module's layers into a ComfyUI MODEL through its long-stable extension points.
+
+- Object patches (ModelPatcher.add_object_patch) swap each affected UNet block for a copy that
+  holds the same layers plus the motion layer; ComfyUI swaps the originals back when it unpatches,
+  so the image model is never changed. The copy keeps the original child names, so weight patches
+  (LoRAs) addressed to the block's own layers still find them.
+- A UNet function wrapper (set_model_unet_function_wrapper) tells the layers, per call, how many
+  videos (cond/uncond chunks) the batch holds, and refuses frame counts the module cannot take.
+
+Where the layers go is where AnimateDiff's UNet3D puts them (diffusers block → ComfyUI block):
+down_blocks.i.motion_modules.j → input_blocks[1 + 3i + j], after the resnet/attention pair;
+up_blocks.i.motion_modules.j → output_blocks[3i + j], before the upsampler;
+mid_block.motion_modules.0 → middle_block, between the attention and the second resnet.
+"""
+import re
+from collections import OrderedDict
+
+import comfy.utils
+from comfy.ldm.modules.attention import SpatialTransformer
+
+from .formats import MotionModuleError
+from .video_batch import FrameCountError, video_layout
+
+MARK = "_animatelcm_original_block"  # on our block copies: the block they were made from
+MOTION_CHILD = "motion_module"
+
+
+def unet_block_path(position):
+    match = re.fullmatch(r"(down_blocks|up_blocks)\.(\d+)\.motion_modules\.(\d+)", position)
+    if match:
+        kind, level, j = match.group(1), int(match.group(2)), int(match.group(3))
+        return f"input_blocks.{1 + 3 * level + j}" if kind == "down_blocks" else f"output_blocks.{3 * level + j}"
+    if position == "mid_block.motion_modules.0":
+        return "middle_block"
+    raise MotionModuleError(f"unknown motion-module position {position}")
+
+
+def block_with_motion_layer(block, layer):
+    """A copy of `block` running `layer` right after its attention (or after its resnet if it has none)."""
+    block = getattr(block, MARK, block)
+    children = list(block._modules.items())
+    attention = [i for i, (_, child) in enumerate(children) if isinstance(child, SpatialTransformer)]
+    insert_at = (attention[-1] if attention else 0) + 1
+    copy = type(block)(OrderedDict(children[:insert_at] + [(MOTION_CHILD, layer)] + children[insert_at:]))
+    object.__setattr__(copy, MARK, block)  # a plain attribute: as a child module it would run
+    return copy
+
+
+class MotionWrapper:
+    """UNet function wrapper: sets the video layout for the motion layers during one UNet call."""
+
+    def __init__(self, module_name, max_frames, inner=None):
+        self.module_name, self.max_frames, self.inner = module_name, max_frames, inner
+
+    def __call__(self, apply_model, args):
+        videos = len(args["cond_or_uncond"])
+        frames = args["input"].shape[0] // videos
+        if frames > self.max_frames:
+            raise FrameCountError(
+                f"{frames} frames asked for, but the motion module '{self.module_name}' covers at most "
+                f"{self.max_frames}. Lower the latent batch size to {self.max_frames} or fewer.")
+        with video_layout(videos):
+            if self.inner is not None:
+                return self.inner(apply_model, args)
+            return apply_model(args["input"], args["timestep"], **args["c"])
+
+
+def check_compatible(model, motion_module):
+    """Refuse a module whose layers do not fit this UNet (SD1.5 module on SDXL, and the like)."""
+    config = model.model.model_config
+    unet = config.unet_config
+    family = type(config).__name__
+    channels = [unet["model_channels"] * m for m in unet["channel_mult"]]
+    wanted = sorted(set(motion_module.positions().values()))
+    if unet.get("context_dim") != 768 or len(channels) != 4 or sorted(set(channels)) != wanted:
+        raise MotionModuleError(
+            f"'{motion_module.name}' is an SD1.5 motion module (layers of {'/'.join(map(str, wanted))} "
+            f"channels); this MODEL is {family} (UNet levels of {'/'.join(map(str, channels))} channels, text "
+            f"width {unet.get('context_dim')}). Load an SD1.5 checkpoint, or pick a motion module made for {family}.")
+
+
+def animate(model, motion_module, strength=1.0):
+    """A clone of `model` (a ModelPatcher) with the motion module's layers in its UNet."""
+    check_compatible(model, motion_module)
+    animated = model.clone()
+    base = animated.model
+    dtype = getattr(base, "manual_cast_dtype", None) or base.get_dtype()
+    for position, layer in motion_module.build_layers(dtype).items():
+        layer.strength = strength
+        path = "diffusion_model." + unet_block_path(position)
+        animated.add_object_patch(path, block_with_motion_layer(comfy.utils.get_attr(base, path), layer))
+    inner = animated.model_options.get("model_function_wrapper")
+    animated.set_model_unet_function_wrapper(MotionWrapper(motion_module.name, motion_module.max_frames, inner))
+    return animated

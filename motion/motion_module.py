@@ -1,0 +1,57 @@
+"""A loaded motion module (the MOTION_MODEL that flows between nodes) and the layers built from it."""
+import os
+from dataclasses import dataclass
+
+import torch
+
+from .files import read_sidecar_config, read_state_dict
+from .formats import MotionFormat, MotionModuleError, normalise, position_of
+from .temporal_layer import MotionLayer
+
+
+@dataclass
+class MotionModule:
+    name: str
+    format: MotionFormat
+    weights: dict  # original AnimateDiff key names, as read from the file (no copy made)
+    image_encoder: dict = None  # AnimateLCM-I2V's `img_encoder.*`, kept for image-to-video
+
+    @property
+    def max_frames(self):
+        return self.format.max_frames
+
+    def positions(self):
+        """{position: channels}, e.g. {"down_blocks.0.motion_modules.0": 320, ...}."""
+        return {position_of(k): v.shape[1] for k, v in self.weights.items()
+                if k.endswith(".temporal_transformer.proj_in.weight")}
+
+    def build_layers(self, dtype):
+        """One MotionLayer per position, holding the file's tensors (converted to `dtype` only if needed)."""
+        layers = {}
+        for position, channels in self.positions().items():
+            prefix = position + "."
+            weights = {k[len(prefix):]: v.to(dtype) for k, v in self.weights.items() if k.startswith(prefix)}
+            with torch.device("meta"):  # no throwaway random init: the file's tensors are assigned
+                layer = MotionLayer(channels, self.max_frames)
+            try:
+                layer.load_state_dict(weights, strict=True, assign=True)
+            except RuntimeError as error:
+                raise MotionModuleError(f"'{self.name}' is incomplete or not an AnimateDiff-style module at "
+                                        f"{position}: {str(error).splitlines()[0]}") from error
+            layers[position] = layer.eval()
+        return layers
+
+    def __repr__(self):
+        return f"MotionModule({self.name!r}, {self.format.family}, up to {self.max_frames} frames)"
+
+
+def load_motion_module(path):
+    name = os.path.basename(path)
+    state_dict = read_state_dict(path)
+    config = read_sidecar_config(path) if name.startswith("diffusion_pytorch_model") else {}
+    motion_format, weights, image_encoder = normalise(state_dict, name, config)
+    module = MotionModule(name, motion_format, weights, image_encoder)
+    if not module.positions():
+        raise MotionModuleError(f"'{name}' has motion_modules keys but no temporal transformer layers.")
+    module.build_layers(module.weights[next(iter(module.weights))].dtype)  # fail at load on an incomplete file
+    return module

@@ -1,0 +1,76 @@
+"""Motion-module nodes: load a module file, and animate an SD1.5 MODEL with it."""
+import logging
+
+import folder_paths
+
+from ..motion.files import WeightFileError
+from ..motion.formats import MotionModuleError
+from ..motion.injection import animate
+from ..motion.motion_module import load_motion_module
+from .model_folders import MOTION_MODULES, full_path
+
+log = logging.getLogger(__name__)
+
+
+class LoadMotionModule:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "motion_module_name": (folder_paths.get_filename_list(MOTION_MODULES), {
+                "tooltip": "A motion module from models/animatediff_models: AnimateLCM_sd15_t2v.ckpt for 4-step "
+                           "video, or any SD1.5 AnimateDiff module (v1, v2, v3, diffusers MotionAdapter)."}),
+        }}
+
+    RETURN_TYPES = ("MOTION_MODEL",)
+    RETURN_NAMES = ("motion_module",)
+    OUTPUT_TOOLTIPS = ("The motion module, ready for 'Apply Motion Module'.",)
+    FUNCTION = "load"
+    CATEGORY = "AnimateLCM"
+    DESCRIPTION = "Loads an AnimateLCM or AnimateDiff SD1.5 motion module and recognises its kind and frame limit."
+
+    def load(self, motion_module_name):
+        path = full_path(MOTION_MODULES, motion_module_name)
+        try:
+            module = load_motion_module(path)
+        except (WeightFileError, MotionModuleError) as error:
+            raise ValueError(f"Load Motion Module: {error}") from error
+        log.info("motion module %s: %s, up to %d frames", module.name, module.format.family, module.max_frames)
+        return (module,)
+
+
+class ApplyMotionModule:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "An SD1.5 model (base or personalized checkpoint). It is not changed: "
+                                           "a new, animated MODEL comes out."}),
+            "motion_module": ("MOTION_MODEL", {"tooltip": "From 'Load Motion Module'."}),
+            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
+                                   "tooltip": "1.0 is the module as trained; 0 leaves the image model exactly as "
+                                              "it was (frames become independent images)."}),
+        }}
+
+    RETURN_TYPES = ("MODEL",)
+    OUTPUT_TOOLTIPS = ("The animated MODEL: each latent in the batch is one frame of the video.",)
+    FUNCTION = "apply"
+    CATEGORY = "AnimateLCM"
+    DESCRIPTION = ("Adds the motion module's temporal layers to an SD1.5 MODEL, so the latent batch is sampled "
+                   "as the frames of one video.")
+
+    def apply(self, model, motion_module, strength):
+        if strength == 0:
+            return (model.clone(),)
+        try:
+            return (animate(model, motion_module, strength),)
+        except MotionModuleError as error:
+            raise ValueError(f"Apply Motion Module: {error}") from error
+
+
+NODE_CLASS_MAPPINGS = {
+    "ALCM_LoadMotionModule": LoadMotionModule,
+    "ALCM_ApplyMotionModule": ApplyMotionModule,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "ALCM_LoadMotionModule": "Load Motion Module (AnimateLCM)",
+    "ALCM_ApplyMotionModule": "Apply Motion Module (AnimateLCM)",
+}
