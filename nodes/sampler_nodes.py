@@ -1,0 +1,109 @@
+"""Sampler nodes: the all-in-one AnimateLCM sampler, and the parts for SamplerCustom users."""
+from ..samplers.schedule import animatelcm_sampling_of, patch_model
+from ..samplers.video_sampling import MODES, animatelcm_sampler, sample_video
+
+MODE_TOOLTIP = ("text-to-video: the official schedule of AnimateLCM t2v (100 original steps). image-to-video: "
+                "AnimateLCM-I2V's (200 original steps, beta_end 0.014).")
+STEPS_TOOLTIP = ("4 is the recommended AnimateLCM setting; 6-8 add detail; 1-2 give a soft draft. More than 8 "
+                 "rarely helps a consistency model.")
+
+
+class AnimateLCMSampler:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The animated MODEL (after 'Apply Motion Module'); any image model works too."}),
+            "positive": ("CONDITIONING", {"tooltip": "What the video shows."}),
+            "negative": ("CONDITIONING", {"tooltip": "What to avoid; used only when cfg is above 1."}),
+            "latent_image": ("LATENT", {"tooltip": "One latent per frame: Empty Latent Image with batch_size = frames "
+                                                   "(16 is AnimateLCM's training length), or encoded video frames."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
+                             "tooltip": "The same seed gives the same video."}),
+            "steps": ("INT", {"default": 4, "min": 1, "max": 50, "tooltip": STEPS_TOOLTIP}),
+            "cfg": ("FLOAT", {"default": 1.5, "min": 1.0, "max": 10.0, "step": 0.1, "round": 0.01,
+                              "tooltip": "1.5 with a negative prompt is recommended; 1.0 skips the negative pass "
+                                         "(half the time); above 2 burns the image."}),
+            "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01,
+                                  "tooltip": "1.0 starts from noise. Below 1 starts from the input latent noised to the "
+                                             "matching timestep (video-to-video): lower keeps more of the input."}),
+            "mode": (list(MODES), {"default": "text-to-video", "tooltip": MODE_TOOLTIP}),
+        }}
+
+    RETURN_TYPES = ("LATENT",)
+    OUTPUT_TOOLTIPS = ("The video's latents, one per frame: decode with VAE Decode.",)
+    FUNCTION = "sample"
+    CATEGORY = "AnimateLCM"
+    DESCRIPTION = "Samples a video in 4 steps with AnimateLCM's official schedule and consistency sampler."
+
+    def sample(self, model, positive, negative, latent_image, seed, steps, cfg, denoise, mode="text-to-video"):
+        return (sample_video(model, positive, negative, latent_image, seed, steps, cfg, denoise, mode),)
+
+
+class AnimateLCMModelSampling:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The MODEL to sample with AnimateLCM's parametrisation."}),
+            "mode": (list(MODES), {"default": "text-to-video", "tooltip": MODE_TOOLTIP}),
+        }}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+    CATEGORY = "AnimateLCM/sampling"
+    DESCRIPTION = ("Makes a MODEL sample with AnimateLCM's official schedule and boundary condition, for SamplerCustom "
+                   "with the AnimateLCM sampler and scheduler. The all-in-one AnimateLCM Sampler does this itself.")
+
+    def patch(self, model, mode):
+        return (patch_model(model, MODES[mode]),)
+
+
+class AnimateLCMSamplerSelect:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+    CATEGORY = "AnimateLCM/sampling"
+    DESCRIPTION = "AnimateLCM's consistency sampler (fresh seeded noise between steps), for SamplerCustom."
+
+    def get_sampler(self):
+        return (animatelcm_sampler(),)
+
+
+class AnimateLCMScheduler:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "A MODEL patched by 'AnimateLCM Model Sampling'."}),
+            "steps": ("INT", {"default": 4, "min": 1, "max": 50, "tooltip": STEPS_TOOLTIP}),
+            "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01,
+                                  "tooltip": "Below 1: only the timesteps under denoise·1000 (video-to-video)."}),
+        }}
+
+    RETURN_TYPES = ("SIGMAS",)
+    FUNCTION = "get_sigmas"
+    CATEGORY = "AnimateLCM/sampling"
+    DESCRIPTION = "The official AnimateLCM timesteps for N steps (4 steps: 999, 749, 499, 249) as SIGMAS."
+
+    def get_sigmas(self, model, steps, denoise):
+        sampling = animatelcm_sampling_of(model)
+        if sampling is None:
+            raise ValueError("AnimateLCM Scheduler: this MODEL does not sample with AnimateLCM's schedule. Put "
+                             "'AnimateLCM Model Sampling' between the model and SamplerCustom, or use the all-in-one "
+                             "'AnimateLCM Sampler'.")
+        return (sampling.sigmas_for(steps, denoise),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "ALCM_Sampler": AnimateLCMSampler,
+    "ALCM_ModelSampling": AnimateLCMModelSampling,
+    "ALCM_SamplerSelect": AnimateLCMSamplerSelect,
+    "ALCM_Scheduler": AnimateLCMScheduler,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "ALCM_Sampler": "AnimateLCM Sampler",
+    "ALCM_ModelSampling": "AnimateLCM Model Sampling",
+    "ALCM_SamplerSelect": "AnimateLCM Sampler (for SamplerCustom)",
+    "ALCM_Scheduler": "AnimateLCM Scheduler",
+}
