@@ -1,5 +1,4 @@
 """Every test runs against a real ComfyUI (tests/comfy_host.py); a host that cannot start stops the run."""
-import os
 import sys
 from pathlib import Path
 
@@ -8,11 +7,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules beside this file
 
 import comfy_host  # noqa: E402
-
-# Files too slow to make for every run (the full-size SD1.5 checkpoint) are kept here between
-# runs, never in the repository. Keyed by a version so a generator change makes a new file.
-CACHE_DIR = Path(os.environ.get("ALCM_TEST_CACHE", Path.home() / ".cache" / "animatelcm-fast"))
-SD15_FILE = "sd15_random_v1.safetensors"
+import stand_ins  # noqa: E402
+from stand_ins import CACHE_DIR, SD15_FILE  # noqa: E402,F401  (files too slow to make every run are cached there)
 
 
 def pytest_configure(config):
@@ -52,12 +48,4 @@ def pack(host):
 @pytest.fixture(scope="session")
 def sd15_checkpoint(host):
     """Name of a full-size random SD1.5 checkpoint in the host's checkpoints folder."""
-    from fixture_sd15 import write_sd15_checkpoint
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    cached = CACHE_DIR / SD15_FILE
-    if not cached.exists():
-        write_sd15_checkpoint(cached)
-    target = host.models_dir("checkpoints") / SD15_FILE
-    if not target.exists():
-        target.symlink_to(cached)
-    return SD15_FILE
+    return stand_ins.sd15_checkpoint(host, SD15_FILE)

@@ -1,0 +1,170 @@
+"""Render a UI-format workflow (one of workflows/*.json) in a real ComfyUI, headless.
+
+    python tests/render_workflow.py WORKFLOW.json [--frames N] [--size PX] [--full] [--out DIR]
+
+The ComfyUI is tests/comfy_host.py's: the checkout COMFYUI_PATH names, else the registry host.
+Model files the workflow names that the host's folders lack get random-weight stand-ins of the
+real size and layout (tests/stand_ins.py), so the graph really runs, but the video shows what
+random weights make, not the prompt; files that are there (your own ComfyUI's) are used as is.
+"""
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules beside this file
+
+import comfy_host  # noqa: E402
+import stand_ins  # noqa: E402
+import workflow_api  # noqa: E402
+from stand_ins import make_lora_stand_in  # noqa: E402
+
+CPU_LIMIT = (8, 64)  # frames, pixels: a 16-frame 512 px video takes hours on a CPU, this a minute
+log = logging.getLogger("render")
+
+
+def _stand_in_for(class_type, input_name):
+    """(model folder, maker) when this input names a model file a stand-in can be made for."""
+    if class_type == "CheckpointLoaderSimple" and input_name == "ckpt_name":
+        return "checkpoints", stand_ins.sd15_checkpoint
+    if class_type == "ALCM_LoadMotionModule" and input_name == "motion_module_name":
+        return "animatediff_models", stand_ins.motion_module
+    if input_name == "lora_name":
+        return "loras", make_lora_stand_in
+    return None
+
+
+def make_stand_ins(host, prompt):
+    """Put a random-weight file in the host's folders for every model file the prompt names and lacks."""
+    import folder_paths
+    for node_id, node in prompt.items():
+        for input_name, value in node["inputs"].items():
+            known = _stand_in_for(node["class_type"], input_name)
+            if known is None or not isinstance(value, str):
+                continue
+            folder, make = known
+            if folder_paths.get_full_path(folder, value):
+                log.info("node %s: using the real %s file '%s'", node_id, folder, value)
+                continue
+            log.info("node %s: '%s' is not in %s: making a random-weight stand-in (cached in %s)",
+                     node_id, value, folder, stand_ins.CACHE_DIR)
+            make(host, value)
+
+
+def _resize_latents(prompt, frames, size, limit):
+    """Apply --frames/--size to every EmptyLatentImage, or else cap the workflow's own values at `limit`."""
+    for node_id, node in prompt.items():
+        if node["class_type"] != "EmptyLatentImage":
+            continue
+        inputs = node["inputs"]
+        before = (inputs.get("batch_size"), inputs.get("width"), inputs.get("height"))
+        if frames is not None:
+            inputs["batch_size"] = frames
+        elif limit and isinstance(inputs.get("batch_size"), int):
+            inputs["batch_size"] = min(inputs["batch_size"], limit[0])
+        if size is not None:
+            inputs["width"] = inputs["height"] = size
+        elif limit and all(isinstance(inputs.get(k), int) for k in ("width", "height")):
+            # keep the aspect ratio; ComfyUI wants multiples of 8 and at least 16
+            scale = min(1.0, limit[1] / max(inputs["width"], inputs["height"]))
+            for k in ("width", "height"):
+                inputs[k] = max(16, round(inputs[k] * scale / 8) * 8)
+        after = (inputs.get("batch_size"), inputs.get("width"), inputs.get("height"))
+        log.info("node %s EmptyLatentImage: %s frames at %sx%s px%s", node_id, *after,
+                 "" if after == before else " (the workflow says %s at %sx%s)" % before)
+
+
+def _output_files(host, result, prompt):
+    """The files the prompt's output nodes reported (the paths ComfyUI wrote them to)."""
+    import folder_paths
+    files = []
+    for node_id in prompt:
+        ui = result.ui(node_id) or {}
+        for key in ("images", "gifs", "videos"):
+            for entry in ui.get(key, []):
+                folder = folder_paths.get_directory_by_type(entry.get("type", "output")) or host.output_dir
+                files.append(Path(folder) / entry.get("subfolder", "") / entry["filename"])
+    return files
+
+
+def render(host, workflow, frames=None, size=None, limit=None):
+    """Run a UI-format workflow in `host`; returns the paths of the files its output nodes wrote.
+
+    `frames`/`size` replace every EmptyLatentImage's batch size and width and height; without
+    them, `limit` = (frames, pixels) caps the workflow's own values.
+    """
+    problems = workflow_api.check_workflow(workflow)
+    if problems:
+        raise workflow_api.WorkflowError("the workflow does not fit this ComfyUI:\n  " + "\n  ".join(problems))
+    prompt = workflow_api.to_api(workflow)
+    _resize_latents(prompt, frames, size, limit)
+    make_stand_ins(host, prompt)
+    log.info("running %d nodes in %s", len(prompt), host.description)
+    started = time.monotonic()
+    result = host.run(prompt)
+    log.info("the graph ran in %.1f s", time.monotonic() - started)
+    return _output_files(host, result, prompt)
+
+
+def _copy_out(path, host, out_dir):
+    """Copy one output file into out_dir, keeping its subfolder and never overwriting an earlier render."""
+    try:
+        relative = path.relative_to(host.output_dir)
+    except ValueError:
+        relative = Path(path.name)
+    target, n = out_dir / relative, 1
+    while target.exists():  # every run starts a fresh host, whose file counter starts at 1 again
+        n += 1
+        target = (out_dir / relative).with_name(f"{relative.stem}-{n}{relative.suffix}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(path, target)
+    return target
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Render a ComfyUI workflow (UI format) headless, with "
+                                                 "random-weight stand-ins for missing model files.")
+    parser.add_argument("workflow", type=Path, help="a workflow JSON as the ComfyUI frontend saves it")
+    parser.add_argument("--frames", type=int, help="frames to render (EmptyLatentImage batch_size)")
+    parser.add_argument("--size", type=int, help="width and height in pixels")
+    parser.add_argument("--full", action="store_true",
+                        help=f"keep the workflow's frames and size on CPU too (else capped at {CPU_LIMIT[0]} "
+                             f"frames, {CPU_LIMIT[1]} px)")
+    parser.add_argument("--out", type=Path, default=Path("output"), help="where to copy the results (./output)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # ComfyUI's chatter: warnings only
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("== %(message)s"))  # our lines stand out from ComfyUI's
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        workflow = json.loads(args.workflow.read_text())
+        log.info("starting ComfyUI (this loads torch and the node pack)")
+        host = comfy_host.start()
+        log.info("host: %s at %s", host.description, host.comfyui_path)
+        import comfy.model_management
+        limit = None
+        if not args.full and comfy.model_management.get_torch_device().type == "cpu":
+            limit = CPU_LIMIT
+            log.info("CPU: at most %d frames and %d px unless --frames/--size say otherwise (--full: as saved)",
+                     *limit)
+        log.info("rendering %s", args.workflow)
+        files = render(host, workflow, args.frames, args.size, limit)
+        if not files:
+            raise workflow_api.WorkflowError("the workflow ran but saved no image or video (no Save node?)")
+        for path in files:
+            log.info("wrote %s -> %s", path, _copy_out(path, host, args.out.resolve()))
+    except (OSError, ValueError, NotImplementedError, comfy_host.HostUnavailable,
+            comfy_host.PromptInvalid, comfy_host.PromptFailed) as error:
+        # WorkflowError and a bad JSON file are ValueErrors; a missing workflow file an OSError
+        print(f"!! render failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

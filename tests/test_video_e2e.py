@@ -1,0 +1,71 @@
+"""End to end in the host: full-size SD1.5 checkpoint + AnimateLCM motion module + sampler → frames."""
+import pytest
+import torch
+from safetensors import safe_open
+
+import stand_ins
+from test_host import core_t2i_prompt
+
+pytestmark = pytest.mark.slow
+MOTION = "AnimateLCM_sd15_t2v.ckpt"
+FRAMES = 4
+
+
+@pytest.fixture(scope="module")
+def motion_file(host):
+    return stand_ins.motion_module(host, MOTION)
+
+
+def video_prompt(checkpoint, seed, sampler="ALCM_Sampler", cfg=1.5):
+    prompt = core_t2i_prompt(checkpoint, seed, frames=FRAMES, cfg=cfg)
+    prompt["10"] = {"class_type": "ALCM_LoadMotionModule", "inputs": {"motion_module_name": MOTION}}
+    prompt["11"] = {"class_type": "ALCM_ApplyMotionModule",
+                    "inputs": {"model": ["1", 0], "motion_module": ["10", 0], "strength": 1.0}}
+    if sampler == "ALCM_Sampler":
+        prompt["5"] = {"class_type": "ALCM_Sampler", "inputs": {
+            "model": ["11", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
+            "seed": seed, "steps": 4, "cfg": cfg, "denoise": 1.0, "mode": "text-to-video"}}
+    else:
+        prompt["5"]["inputs"]["model"] = ["11", 0]
+    return prompt
+
+
+def test_animated_and_plain_model_in_one_graph(host, sd15_checkpoint, motion_file):
+    prompt = video_prompt(sd15_checkpoint, seed=3, sampler="KSampler")
+    plain = core_t2i_prompt(sd15_checkpoint, seed=3, frames=FRAMES)
+    prompt.update({"20": dict(plain["5"]), "21": {"class_type": "VAEDecode", "inputs": {"samples": ["20", 0], "vae": ["1", 2]}},
+                   "22": {"class_type": "PreviewImage", "inputs": {"images": ["21", 0]}}})
+    result = host.run(prompt, want=["6", "21", "1"])
+    video, plain_frames = result.output("6"), result.output("21")
+    assert video.shape == (FRAMES, 64, 64, 3) and torch.isfinite(video).all()
+    alone = host.run(plain, want=["6"]).output("6")
+    assert torch.equal(plain_frames, alone)  # the plain branch never saw the motion module
+    assert not torch.equal(video, plain_frames)
+
+    import comfy.model_management
+    comfy.model_management.unload_all_models()
+    model = result.output("1", 0)
+    unet = model.model.diffusion_model
+    assert not any(type(m).__name__ == "MotionLayer" for m in unet.modules())
+    import folder_paths
+    with safe_open(folder_paths.get_full_path("checkpoints", sd15_checkpoint), "pt") as f:
+        for name, param in unet.state_dict().items():  # bitwise the file's weights after sampling
+            assert torch.equal(param.to(torch.float16), f.get_tensor("model.diffusion_model." + name)), name
+
+
+def test_animatelcm_sampler_graph_is_seed_deterministic(host, sd15_checkpoint, motion_file):
+    executor = host.executor()
+    first = host.run(video_prompt(sd15_checkpoint, seed=1), want=["6"], executor=executor).output("6")
+    other = host.run(video_prompt(sd15_checkpoint, seed=2), want=["6"], executor=executor).output("6")
+    again = host.run(video_prompt(sd15_checkpoint, seed=1), want=["6"], executor=executor).output("6")
+    assert first.shape == (FRAMES, 64, 64, 3) and torch.isfinite(first).all()
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert [p[:2] for p in host.progress][-1] == (4, 4)  # the progress bar reached its end
+
+
+def test_too_many_frames_fails_with_the_limit(host, sd15_checkpoint, motion_file):
+    import comfy_host
+    prompt = video_prompt(sd15_checkpoint, seed=1, cfg=1.0)
+    prompt["4"]["inputs"]["batch_size"] = 65
+    with pytest.raises(comfy_host.PromptFailed, match="65 frames.*at most 64"):
+        host.run(prompt)

@@ -1,0 +1,108 @@
+"""The shipped workflows: valid for this host, converted the way the frontend would queue them, rendered."""
+import json
+from pathlib import Path
+
+import pytest
+
+import workflow_api
+from render_workflow import render
+
+WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "workflows"
+WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
+T2V = WORKFLOW_DIR / "animatelcm_t2v.json"
+
+
+def load(path):
+    return json.loads(path.read_text())
+
+
+def test_there_are_workflows():
+    assert T2V in WORKFLOWS
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_fits_the_host(host, path):
+    assert workflow_api.check_workflow(load(path)) == []
+
+
+def test_t2v_converts_to_the_expected_prompt(host):
+    prompt = workflow_api.to_api(load(T2V))
+    by_type = {node["class_type"]: (node_id, node["inputs"]) for node_id, node in prompt.items()}
+    assert len(by_type) == len(prompt) - 1  # all types distinct but the two prompts
+    ckpt, _ = by_type["CheckpointLoaderSimple"]
+    motion, _ = by_type["ALCM_LoadMotionModule"]
+    apply_id, apply = by_type["ALCM_ApplyMotionModule"]
+    latent, latent_inputs = by_type["EmptyLatentImage"]
+    sampler_id, sampler = by_type["ALCM_Sampler"]
+    decode_id, decode = by_type["VAEDecode"]
+    _, save = by_type["SaveAnimatedWEBP"]
+    assert apply == {"model": [ckpt, 0], "motion_module": [motion, 0], "strength": 1.0}
+    assert latent_inputs == {"width": 512, "height": 512, "batch_size": 16}
+    texts = {prompt[sampler[k][0]]["inputs"]["text"]: k for k in ("positive", "negative")}
+    assert texts == {"a red fox running through snow, cinematic, highly detailed": "positive",
+                     "blurry, low quality, deformed": "negative"}
+    assert all(prompt[sampler[k][0]]["inputs"]["clip"] == [ckpt, 1] for k in ("positive", "negative"))
+    # the "fixed" seed control is skipped, so every later widget lands on its own input
+    assert sampler == {"model": [apply_id, 0], "positive": sampler["positive"], "negative": sampler["negative"],
+                       "latent_image": [latent, 0], "seed": 0, "steps": 4, "cfg": 1.5, "denoise": 1.0,
+                       "mode": "text-to-video"}
+    assert decode == {"samples": [sampler_id, 0], "vae": [ckpt, 2]}
+    assert save == {"images": [decode_id, 0], "filename_prefix": "AnimateLCM/t2v", "fps": 8, "lossless": False,
+                    "quality": 90, "method": "default"}
+
+
+def test_frontend_only_nodes_converted_widgets_and_modes(host):
+    """Reroutes are followed, a PrimitiveNode's value is sent as a constant, a converted widget keeps
+    its slot in widgets_values, notes and muted nodes are left out, a bypassed node is refused."""
+    wf = load(T2V)
+    sampler = next(n for n in wf["nodes"] if n["type"] == "ALCM_Sampler")
+    latent = next(n for n in wf["nodes"] if n["type"] == "EmptyLatentImage")
+    model_link = next(e for e in sampler["inputs"] if e["name"] == "model")
+    origin = next(link for link in wf["links"] if link[0] == model_link["link"])
+    wf["nodes"] += [
+        {"id": 20, "type": "Reroute", "mode": 0, "inputs": [{"name": "", "type": "*", "link": 30}], "outputs": []},
+        {"id": 21, "type": "PrimitiveNode", "mode": 0, "inputs": [], "outputs": [], "widgets_values": [7, "fixed"]},
+        {"id": 22, "type": "Note", "mode": 0, "inputs": [], "outputs": [], "widgets_values": ["hello"]},
+        {"id": 23, "type": "EmptyLatentImage", "mode": 2, "inputs": [], "outputs": [], "widgets_values": [64, 64, 1]},
+    ]
+    # model: source -> reroute 20 -> sampler; steps: primitive 21 -> sampler's converted "steps" widget
+    wf["links"] += [[30, origin[1], origin[2], 20, 0, "MODEL"], [31, 20, 0, sampler["id"], 0, "MODEL"],
+                    [32, 21, 0, sampler["id"], 4, "INT"]]
+    model_link["link"] = 31
+    sampler["inputs"].append({"name": "steps", "type": "INT", "link": 32, "widget": {"name": "steps"}})
+    latent["inputs"].append({"name": "width", "type": "INT", "link": None, "widget": {"name": "width"}})
+    wf["links"].remove(origin)
+    prompt = workflow_api.to_api(wf)
+    assert workflow_api.check_workflow(wf) == []
+    assert set(prompt) == {str(n["id"]) for n in wf["nodes"] if n["id"] < 20}
+    inputs = prompt[str(sampler["id"])]["inputs"]
+    assert inputs["model"] == [str(origin[1]), origin[2]] and inputs["steps"] == 7 and inputs["cfg"] == 1.5
+    assert prompt[str(latent["id"])]["inputs"]["width"] == 512
+    wf["nodes"][-1]["mode"] = 4
+    with pytest.raises(workflow_api.WorkflowError, match="bypassed"):
+        workflow_api.to_api(wf)
+
+
+def test_check_workflow_reports_what_would_fail(host):
+    wf = load(T2V)
+    values = {n["type"]: n["widgets_values"] for n in wf["nodes"]}
+    values["ALCM_Sampler"][5] = "no_such_mode"
+    values["ALCM_Sampler"][4] = 1.5  # denoise above its max
+    values["CheckpointLoaderSimple"][0] = "not a model"  # a model name, but not a weight file
+    values["ALCM_LoadMotionModule"][0] = "mine.ckpt"  # fine: a stand-in or the user's file
+    wf["links"][0][5] = "CLIP"  # the model link claims another type
+    wf["nodes"].append({"id": 30, "type": "NoSuchNode", "mode": 0, "inputs": [], "outputs": []})
+    problems = "\n".join(workflow_api.check_workflow(wf))
+    for expected in ("'no_such_mode' is not one of", "denoise: 1.5 is outside", "'not a model' is not a model file",
+                     "link 1 ", "NoSuchNode"):
+        assert expected in problems
+    assert "mine.ckpt" not in problems and len(problems.splitlines()) == 6  # link 1: both ends disagree
+
+
+@pytest.mark.slow
+def test_t2v_workflow_renders_a_webp_video(host):
+    from PIL import Image
+    files = render(host, load(T2V), frames=4, size=64)
+    assert len(files) == 1 and files[0].suffix == ".webp"
+    with Image.open(files[0]) as video:
+        assert video.format == "WEBP" and video.n_frames == 4 and video.size == (64, 64)
