@@ -135,7 +135,8 @@ class Host:
             valid = asyncio.run(validate(prompt_id, prompt, None))
         else:
             valid = validate(prompt)
-        if not valid[0]:
+        no_outputs = not valid[0] and isinstance(valid[1], dict) and valid[1].get("type") == "prompt_no_outputs"
+        if not valid[0] and not (no_outputs and want):  # a graph of non-output nodes runs for what `want` names
             raise PromptInvalid(f"{valid[1]} {valid[3]}")
         outputs = list(dict.fromkeys(list(valid[2]) + [str(n) for n in want]))
         executor = executor or self.executor()

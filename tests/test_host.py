@@ -86,3 +86,18 @@ def test_runner_reports_a_node_error_with_its_message(host):
               "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}}}
     with pytest.raises(comfy_host.PromptInvalid, match="missing.safetensors"):
         host.run(prompt)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("alpha", [None, 2.0])
+def test_fixture_kohya_lora_is_read_by_comfyuis_own_lora_loader(host, sd15_checkpoint, alpha):
+    """The kohya fixture has the real layout: core LoraLoader maps every module of it."""
+    from fixture_lora import text_encoder_modules, unet_modules, write_kohya_lora
+    write_kohya_lora(host.models_dir("loras") / f"style_alpha_{alpha}.safetensors", alpha=alpha)
+    prompt = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": sd15_checkpoint}},
+              "2": {"class_type": "LoraLoader", "inputs": {"model": ["1", 0], "clip": ["1", 1], "strength_model": 1.0,
+                                                          "strength_clip": 1.0, "lora_name": f"style_alpha_{alpha}.safetensors"}}}
+    result = host.run(prompt, want=["2"])
+    model, clip = result.output("2", 0), result.output("2", 1)
+    assert len(model.patches) == len(unet_modules()) == 128
+    assert len(clip.patcher.patches) == len(text_encoder_modules()) == 48

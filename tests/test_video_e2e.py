@@ -21,7 +21,14 @@ def video_prompt(checkpoint, seed, sampler="ALCM_Sampler", cfg=1.5):
     prompt["10"] = {"class_type": "ALCM_LoadMotionModule", "inputs": {"motion_module_name": MOTION}}
     prompt["11"] = {"class_type": "ALCM_ApplyMotionModule",
                     "inputs": {"model": ["1", 0], "motion_module": ["10", 0], "strength": 1.0}}
-    if sampler == "ALCM_Sampler":
+    if sampler == "SamplerCustom":  # the parts for SamplerCustom users
+        prompt["12"] = {"class_type": "ALCM_ModelSampling", "inputs": {"model": ["11", 0], "mode": "text-to-video"}}
+        prompt["13"] = {"class_type": "ALCM_SamplerSelect", "inputs": {}}
+        prompt["14"] = {"class_type": "ALCM_Scheduler", "inputs": {"model": ["12", 0], "steps": 4, "denoise": 1.0}}
+        prompt["5"] = {"class_type": "SamplerCustom", "inputs": {
+            "model": ["12", 0], "add_noise": True, "noise_seed": seed, "cfg": cfg, "positive": ["2", 0],
+            "negative": ["3", 0], "sampler": ["13", 0], "sigmas": ["14", 0], "latent_image": ["4", 0]}}
+    elif sampler == "ALCM_Sampler":
         prompt["5"] = {"class_type": "ALCM_Sampler", "inputs": {
             "model": ["11", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
             "seed": seed, "steps": 4, "cfg": cfg, "denoise": 1.0, "mode": "text-to-video"}}
@@ -61,6 +68,8 @@ def test_animatelcm_sampler_graph_is_seed_deterministic(host, sd15_checkpoint, m
     assert first.shape == (FRAMES, 64, 64, 3) and torch.isfinite(first).all()
     assert torch.equal(first, again) and not torch.equal(first, other)
     assert [p[:2] for p in host.progress][-1] == (4, 4)  # the progress bar reached its end
+    custom = host.run(video_prompt(sd15_checkpoint, seed=1, sampler="SamplerCustom"), want=["6"], executor=executor)
+    assert torch.equal(custom.output("6"), first)
 
 
 def test_too_many_frames_fails_with_the_limit(host, sd15_checkpoint, motion_file):
