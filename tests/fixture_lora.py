@@ -8,17 +8,28 @@ kohya names each patched module by its diffusers path with dots as underscores:
 import torch
 from safetensors.torch import save_file
 
-# (diffusers attention block, channels) of SD1.5's 16 transformer blocks
-UNET_ATTENTIONS = ([(f"down_blocks_{i}_attentions_{j}", c) for i, c in enumerate((320, 640, 1280)) for j in range(2)]
-                   + [("mid_block_attentions_0", 1280)]
-                   + [(f"up_blocks_{i}_attentions_{j}", c) for i, c in ((1, 1280), (2, 640), (3, 320)) for j in range(3)])
+SD15_CHANNELS = (320, 640, 1280)
 
 
-def unet_modules():
-    """{kohya name: (in, out)} for the attention projections of every SD1.5 transformer block."""
+def unet_attentions(channels=SD15_CHANNELS):
+    """(diffusers attention block, channels) of SD1.5's 16 transformer blocks."""
+    c0, c1, c2 = channels
+    return ([(f"down_blocks_{i}_attentions_{j}", c) for i, c in enumerate(channels) for j in range(2)]
+            + [("mid_block_attentions_0", c2)]
+            + [(f"up_blocks_{i}_attentions_{j}", c) for i, c in ((1, c2), (2, c1), (3, c0)) for j in range(3)])
+
+
+def unet_modules(channels=SD15_CHANNELS, feed_forward=False):
+    """{kohya name: (in, out)} for the attention projections of every SD1.5 transformer block
+    (and, with feed_forward, its proj_in/proj_out convolutions and GEGLU feed-forward)."""
     modules = {}
-    for block, c in UNET_ATTENTIONS:
+    for block, c in unet_attentions(channels):
         base = f"lora_unet_{block}_transformer_blocks_0"
+        if feed_forward:
+            modules[f"lora_unet_{block}_proj_in"] = (c, c, 1)
+            modules[f"lora_unet_{block}_proj_out"] = (c, c, 1)
+            modules[f"{base}_ff_net_0_proj"] = (c, 8 * c)
+            modules[f"{base}_ff_net_2"] = (4 * c, c)
         for attn, kv in (("attn1", c), ("attn2", 768)):
             modules[f"{base}_{attn}_to_q"] = (c, c)
             modules[f"{base}_{attn}_to_k"] = (kv, c)
@@ -32,13 +43,15 @@ def text_encoder_modules():
             for i in range(12) for p in ("q_proj", "k_proj", "v_proj", "out_proj")}
 
 
-def kohya_lora(rank=4, alpha=None, seed=0, text_encoder=True, dtype=torch.float16):
+def kohya_lora(rank=4, alpha=None, seed=0, text_encoder=True, dtype=torch.float16, channels=SD15_CHANNELS,
+               feed_forward=False):
     generator = torch.Generator().manual_seed(seed)
-    modules = {**unet_modules(), **(text_encoder_modules() if text_encoder else {})}
+    modules = {**unet_modules(channels, feed_forward), **(text_encoder_modules() if text_encoder else {})}
     sd = {}
-    for name, (fan_in, fan_out) in modules.items():
-        sd[f"{name}.lora_down.weight"] = (torch.randn(rank, fan_in, generator=generator) * 0.1).to(dtype)
-        sd[f"{name}.lora_up.weight"] = (torch.randn(fan_out, rank, generator=generator) * 0.1).to(dtype)
+    for name, (fan_in, fan_out, *conv) in modules.items():
+        kernel = (1, 1) if conv else ()  # 1x1 convolutions keep their spatial dims in the LoRA
+        sd[f"{name}.lora_down.weight"] = (torch.randn(rank, fan_in, *kernel, generator=generator) * 0.1).to(dtype)
+        sd[f"{name}.lora_up.weight"] = (torch.randn(fan_out, rank, *kernel, generator=generator) * 0.1).to(dtype)
         if alpha is not None:
             sd[f"{name}.alpha"] = torch.tensor(float(alpha), dtype=dtype)
     return sd
@@ -47,3 +60,41 @@ def kohya_lora(rank=4, alpha=None, seed=0, text_encoder=True, dtype=torch.float1
 def write_kohya_lora(path, **kwargs):
     save_file(kohya_lora(**kwargs), str(path))
     return path
+
+
+def to_peft(kohya):
+    """The diffusers/PEFT naming of a kohya LoRA: `unet.<dotted path>.lora_A.weight` (down), `lora_B` (up)."""
+    out = {}
+    for key, value in kohya.items():
+        module, _, part = key.partition(".")
+        if part == "alpha":
+            continue  # PEFT files keep alpha in their config, not in the weights
+        prefix, path = ("unet.", module[len("lora_unet_"):]) if module.startswith("lora_unet_") else \
+            ("text_encoder.", module[len("lora_te_"):])
+        path = _dotted(path)
+        out[f"{prefix}{path}.{'lora_A' if part.startswith('lora_down') else 'lora_B'}.weight"] = value
+    return out
+
+
+def _dotted(path):
+    """kohya's underscored module path back to diffusers' dotted one."""
+    for name in ("down_blocks", "up_blocks", "mid_block", "transformer_blocks", "to_out", "text_model", "self_attn",
+                 "q_proj", "k_proj", "v_proj", "out_proj", "to_q", "to_k", "to_v"):
+        path = path.replace(name, name.replace("_", "\0"))
+    return path.replace("_", ".").replace("\0", "_")
+
+
+def to_loha(kohya, rank=4):
+    """A LoHa (LyCORIS) file with the same modules: hada_w1_a/b, hada_w2_a/b and alpha."""
+    generator = torch.Generator().manual_seed(1)
+    out = {}
+    for key, value in kohya.items():
+        module, _, part = key.partition(".")
+        if part.startswith("lora_down"):
+            fan_in = value.shape[1]
+            fan_out = kohya[f"{module}.lora_up.weight"].shape[0]
+            for w in ("w1", "w2"):
+                out[f"{module}.hada_{w}_a"] = (torch.randn(fan_out, rank, generator=generator) * 0.1).to(value.dtype)
+                out[f"{module}.hada_{w}_b"] = (torch.randn(rank, fan_in, generator=generator) * 0.1).to(value.dtype)
+            out[f"{module}.alpha"] = torch.tensor(float(rank), dtype=value.dtype)
+    return out

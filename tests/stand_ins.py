@@ -61,5 +61,20 @@ def motion_module(host, name):
 
 
 def make_lora_stand_in(host, name):
-    # TODO: a random SD1.5 LoRA in the kohya layout, linked into host.models_dir("loras").
-    raise NotImplementedError("style LoRA stand-ins arrive with the LoRA loader")
+    """A random SD1.5 LoRA in the kohya layout in the host's loras folder as `name`.
+
+    A name that mentions AnimateLCM gets a spatial-LoRA stand-in (image layers only, no alpha,
+    like the released file); any other name a style LoRA (image layers and text encoder, alpha).
+    """
+    from fixture_lora import write_kohya_lora
+    spatial = "animatelcm" in name.lower()
+    cached = CACHE_DIR / ("animatelcm_lora_random_v1.safetensors" if spatial else "style_lora_random_v1.safetensors")
+    if not cached.exists():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(cached.name + ".partial")
+        if spatial:
+            write_kohya_lora(partial, rank=64, alpha=None, text_encoder=False)
+        else:
+            write_kohya_lora(partial, rank=8, alpha=4.0, text_encoder=True)
+        partial.replace(cached)
+    return _link(cached, host.models_dir("loras"), name)

@@ -78,3 +78,23 @@ def test_too_many_frames_fails_with_the_limit(host, sd15_checkpoint, motion_file
     prompt["4"]["inputs"]["batch_size"] = 65
     with pytest.raises(comfy_host.PromptFailed, match="65 frames.*at most 64"):
         host.run(prompt)
+
+
+def test_personalized_checkpoint_with_spatial_and_style_lora(host, sd15_checkpoint, motion_file):
+    """A civitai-style single-file SD1.5 checkpoint + AnimateLCM spatial LoRA + style LoRA + motion module."""
+    lcm_lora = stand_ins.make_lora_stand_in(host, "AnimateLCM_sd15_t2v_lora.safetensors")
+    style = stand_ins.make_lora_stand_in(host, "my_style.safetensors")
+    prompt = video_prompt(sd15_checkpoint, seed=4)
+    prompt["30"] = {"class_type": "ALCM_LoadAnimateLCMLoRA", "inputs": {"model": ["1", 0], "lora_name": lcm_lora, "strength": 1.0}}
+    prompt["31"] = {"class_type": "ALCM_LoadStyleLoRA", "inputs": {"model": ["30", 0], "clip": ["1", 1], "lora_name": style,
+                                                                  "strength_model": 0.8, "strength_clip": 0.8}}
+    prompt["11"]["inputs"]["model"] = ["31", 0]
+    for text in ("2", "3"):
+        prompt[text]["inputs"]["clip"] = ["31", 1]
+    result = host.run(prompt, want=["6", "30", "31"])
+    video = result.output("6")
+    assert video.shape == (FRAMES, 64, 64, 3) and torch.isfinite(video).all()
+    assert result.output("30", 1) == f"{lcm_lora}: patched 128 of 128 layers in the file (128 image, 0 text encoder)"
+    assert result.output("31", 2) == f"{style}: patched 176 of 176 layers in the file (128 image, 48 text encoder)"
+    plain = host.run(video_prompt(sd15_checkpoint, seed=4), want=["6"]).output("6")
+    assert not torch.equal(video, plain)

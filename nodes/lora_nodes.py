@@ -1,0 +1,120 @@
+"""LoRA nodes: personal style from images (style LoRAs) and AnimateLCM's spatial LoRA."""
+import folder_paths
+
+from ..motion.files import WeightFileError, read_state_dict
+from .lora.apply import LoRAMatchError, animatelcm_layer_scale, apply_lora
+from .model_folders import full_path
+
+STACK_SIZE = 5
+NONE = "None"
+
+
+def _load(node, name):
+    try:
+        return read_state_dict(full_path("loras", name))
+    except WeightFileError as error:
+        raise ValueError(f"{node}: {error}") from error
+
+
+def _apply(node, model, clip, name, strength_model, strength_clip, layer_scale=None):
+    try:
+        return apply_lora(model, clip, _load(node, name), name, strength_model, strength_clip, layer_scale)
+    except LoRAMatchError as error:
+        raise ValueError(f"{node}: {error}") from error
+
+
+class LoadStyleLoRA:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The SD1.5 model, before or after 'Apply Motion Module': the LoRA only "
+                                           "touches image layers either way."}),
+            "clip": ("CLIP", {"tooltip": "The text encoder the LoRA's trigger words were trained with."}),
+            "lora_name": (folder_paths.get_filename_list("loras"), {
+                "tooltip": "An SD1.5 style LoRA from models/loras: kohya, diffusers/PEFT or LyCORIS (LoCon, LoHa, LoKr)."}),
+            "strength_model": ("FLOAT", {"default": 0.8, "min": -4.0, "max": 4.0, "step": 0.05,
+                                         "tooltip": "Strength on the image layers, scaled by the file's alpha/rank as "
+                                                    "everywhere in ComfyUI. 0.8 is AnimateLCM's default."}),
+            "strength_clip": ("FLOAT", {"default": 0.8, "min": -4.0, "max": 4.0, "step": 0.05,
+                                        "tooltip": "Strength on the text encoder."}),
+        }}
+
+    RETURN_TYPES = ("MODEL", "CLIP", "STRING")
+    RETURN_NAMES = ("model", "clip", "report")
+    OUTPUT_TOOLTIPS = ("The styled MODEL.", "The styled CLIP.", "How many layers of the file were patched.")
+    FUNCTION = "load"
+    CATEGORY = "AnimateLCM/LoRA"
+    DESCRIPTION = "Applies a style LoRA (trained on your images) to the image layers and text encoder. Chain several."
+
+    def load(self, model, clip, lora_name, strength_model, strength_clip):
+        model, clip, report = _apply("Load Style LoRA", model, clip, lora_name, strength_model, strength_clip)
+        return (model, clip, str(report))
+
+
+class StyleLoRAStack:
+    @classmethod
+    def INPUT_TYPES(cls):
+        names = [NONE] + folder_paths.get_filename_list("loras")
+        required = {"model": ("MODEL", {"tooltip": "The SD1.5 model."}),
+                    "clip": ("CLIP", {"tooltip": "Its text encoder."})}
+        for i in range(1, STACK_SIZE + 1):
+            required[f"lora_{i}"] = (names, {"default": NONE, "tooltip": f"Style LoRA {i}, or None."})
+            required[f"strength_{i}"] = ("FLOAT", {"default": 0.8, "min": -4.0, "max": 4.0, "step": 0.05,
+                                                   "tooltip": f"Strength of LoRA {i} on image layers and text encoder."})
+        return {"required": required}
+
+    RETURN_TYPES = ("MODEL", "CLIP", "STRING")
+    RETURN_NAMES = ("model", "clip", "report")
+    FUNCTION = "load"
+    CATEGORY = "AnimateLCM/LoRA"
+    DESCRIPTION = f"Up to {STACK_SIZE} style LoRAs in one node, applied in order; None slots are skipped."
+
+    def load(self, model, clip, **slots):
+        reports = []
+        for i in range(1, STACK_SIZE + 1):
+            name, strength = slots[f"lora_{i}"], slots[f"strength_{i}"]
+            if name == NONE or strength == 0:
+                continue
+            model, clip, report = _apply("Style LoRA Stack", model, clip, name, strength, strength)
+            reports.append(str(report))
+        return (model, clip, "\n".join(reports) or "no LoRA applied")
+
+
+class LoadAnimateLCMLoRA:
+    @classmethod
+    def INPUT_TYPES(cls):
+        names = folder_paths.get_filename_list("loras")
+        default = next((n for n in names if "animatelcm" in n.lower()), None)
+        options = {"tooltip": "AnimateLCM's spatial LoRA (AnimateLCM_sd15_t2v_lora.safetensors) in models/loras."}
+        if default:
+            options["default"] = default
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The SD1.5 model (base or personalized) to make few-step capable."}),
+            "lora_name": (names, options),
+            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05, "tooltip": (
+                "1.0 is the official effective strength: 0.8 × 1/8 × up·down on every layer, as AnimateLCM's own "
+                "code merges it, whatever alpha the file carries (core LoRA loaders can land it several times too "
+                "strong).")}),
+        }}
+
+    RETURN_TYPES = ("MODEL", "STRING")
+    RETURN_NAMES = ("model", "report")
+    FUNCTION = "load"
+    CATEGORY = "AnimateLCM/LoRA"
+    DESCRIPTION = "Applies AnimateLCM's spatial LCM LoRA at the official strength, so a personalized model samples in 4 steps."
+
+    def load(self, model, lora_name, strength):
+        model, _, report = _apply("Load AnimateLCM LoRA", model, None, lora_name, strength, 0.0, animatelcm_layer_scale)
+        return (model, str(report))
+
+
+NODE_CLASS_MAPPINGS = {
+    "ALCM_LoadStyleLoRA": LoadStyleLoRA,
+    "ALCM_StyleLoRAStack": StyleLoRAStack,
+    "ALCM_LoadAnimateLCMLoRA": LoadAnimateLCMLoRA,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "ALCM_LoadStyleLoRA": "Load Style LoRA (AnimateLCM)",
+    "ALCM_StyleLoRAStack": "Style LoRA Stack (AnimateLCM)",
+    "ALCM_LoadAnimateLCMLoRA": "Load AnimateLCM Spatial LoRA",
+}
