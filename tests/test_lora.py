@@ -8,6 +8,7 @@ from safetensors.torch import save_file
 from fixture_lora import kohya_lora, to_loha, to_peft, unet_modules
 from fixture_models import tiny_sd15_model
 from fixture_motion import motion_state_dict, save_safetensors
+from test_motion_formats import _RunsCode
 
 TINY = (32, 64, 128)
 LAYER = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k"  # a sampled layer (cross-attn k)
@@ -144,14 +145,6 @@ def test_partial_match_is_reported(pack, host, tiny_model):
     _, _, report = pack.nodes.lora_nodes.LoadStyleLoRA().load(tiny_model, None, name, 1.0, 1.0)
     total = len(unet_modules(TINY)) + 1
     assert f"patched {total - 1} of {total} layers" in report and "1 matched nothing" in report
-
-
-class _RunsCode:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 def test_pickle_lora_is_loaded_weights_only(pack, host, tiny_model, tmp_path):
