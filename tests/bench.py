@@ -127,7 +127,7 @@ def _load_in_fresh_process(path):
     return float(seconds), int(peak), float(ready)
 
 
-def sampler(host, repeats):
+def sampler(host, repeats, frames=16):
     import comfy.model_management
     import comfy.sample
     import comfy.samplers
@@ -137,7 +137,7 @@ def sampler(host, repeats):
     cond, pooled = clip.encode_from_tokens(tokens, return_pooled=True)
     positive = [[cond, {"pooled_output": pooled}]]
     negative = [[torch.zeros_like(cond), {"pooled_output": pooled}]]
-    latent = {"samples": torch.zeros(16, 4, 8, 8)}
+    latent = {"samples": torch.zeros(frames, 4, 8, 8)}
     unet_seconds = []
     unet = model.model.diffusion_model
     pre = unet.register_forward_pre_hook(lambda *a: unet_seconds.append(-time.perf_counter()))
@@ -167,7 +167,7 @@ def sampler(host, repeats):
     t4, t25 = statistics.median(totals), statistics.median(totals_25)
     pre.remove()
     post.remove()
-    print("| run (16 frames, 64x64, SD1.5 + motion module, CPU) | time (median) |")
+    print(f"| run ({frames} frames, 64x64, SD1.5 + motion module, CPU) | time (median) |")
     print(f"| AnimateLCM 4 steps, cfg 1.5 | {t4:.2f} s |")
     print(f"| AnimateDiff-style 25 steps euler, cfg 7.5 | {t25:.2f} s |")
     print(f"| speed-up | {t25 / t4:.1f}x |")
@@ -178,11 +178,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["motion-overhead", "motion-load", "sampler"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=16, help="latent batch for the sampler comparison")
     args = parser.parse_args()
     torch.manual_seed(0)
     host = comfy_host.start()
     with torch.inference_mode():  # as ComfyUI's executor runs node code
-        {"motion-overhead": motion_overhead, "motion-load": motion_load, "sampler": sampler}[args.what](host, args.repeats)
+        if args.what == "sampler":
+            sampler(host, args.repeats, args.frames)
+        else:
+            {"motion-overhead": motion_overhead, "motion-load": motion_load}[args.what](host, args.repeats)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ The ComfyUI is tests/comfy_host.py's: the checkout COMFYUI_PATH names, else the 
 Model files the workflow names that the host's folders lack get random-weight stand-ins of the
 real size and layout (tests/stand_ins.py), so the graph really runs, but the video shows what
 random weights make, not the prompt; files that are there (your own ComfyUI's) are used as is.
+A video a Load Video node names that the input folder lacks gets a moving-gradient stand-in,
+written with the pack's own encoder, --frames long and --size wide.
 """
 import argparse
 import json
@@ -23,6 +25,7 @@ import workflow_api  # noqa: E402
 from stand_ins import make_lora_stand_in  # noqa: E402
 
 CPU_LIMIT = (8, 64)  # frames, pixels: a 16-frame 512 px video takes hours on a CPU, this a minute
+STAND_IN_VIDEO = (16, 512)  # frames, pixels of an input-video stand-in when nothing says otherwise
 log = logging.getLogger("render")
 
 
@@ -77,16 +80,61 @@ def _resize_latents(prompt, frames, size, limit):
                  "" if after == before else " (the workflow says %s at %sx%s)" % before)
 
 
+def _load_video_frames(inputs, frames, limit):
+    """Apply --frames (or the CPU limit) to a Load Video node's inputs; returns how many frames its file needs."""
+    if frames is not None:
+        inputs["frame_cap"] = frames
+    elif limit and inputs.get("frame_cap"):  # lowering the workflow's own cap never asks for more than the file has
+        inputs["frame_cap"] = min(inputs["frame_cap"], limit[0])
+    cap = inputs.get("frame_cap") or STAND_IN_VIDEO[0]
+    return inputs.get("skip_first_frames", 0) + cap * inputs.get("select_every_nth", 1)
+
+
+def make_input_stand_ins(host, workflow, frames=None, size=None, limit=None):
+    """Write a moving-gradient video into the input folder for each Load Video node whose file is missing;
+    returns the paths written."""
+    import torch
+    encode = host.pack.nodes.video.encode
+    by_extension = {f.extension: name for name, f in encode.FORMATS.items()} | {".apng": "apng"}
+    written = []
+    for node in workflow["nodes"]:
+        if node["type"] != "ALCM_LoadVideo" or node.get("mode") == workflow_api.MUTED:
+            continue
+        inputs = workflow_api.widget_values(node)
+        path = host.input_dir / inputs["video"]
+        if path.exists():
+            log.info("node %s: using the real input video '%s'", node["id"], inputs["video"])
+            continue
+        if path.suffix.lower() not in by_extension:
+            raise workflow_api.WorkflowError(
+                f"node {node['id']}: no stand-in can be made for '{inputs['video']}' (only for "
+                f"{', '.join(sorted(by_extension))}): put the video in {host.input_dir}")
+        count = _load_video_frames(dict(inputs), frames, limit)
+        side = size or (limit[1] if limit else STAND_IN_VIDEO[1])
+        log.info("node %s: '%s' is not in the input folder: writing a %d-frame %d px moving-gradient stand-in",
+                 node["id"], inputs["video"], count, side)
+        y, x = torch.meshgrid(torch.linspace(0, 1, side), torch.linspace(0, 1, side), indexing="ij")
+        t = (torch.arange(count) / count).view(count, 1, 1)
+        gradient = torch.stack([(x + t) % 1, y.expand(count, -1, -1), (1 - x * y + t) % 1], dim=-1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        encode.save_video(gradient, str(path), by_extension[path.suffix.lower()], 8.0)
+        written.append(path)
+    return written
+
+
 def _output_files(host, result, prompt):
-    """The files the prompt's output nodes reported (the paths ComfyUI wrote them to)."""
+    """The files the prompt's output nodes reported (the paths ComfyUI wrote them to). A node that
+    reports a file in the output folder and a temporary one (a preview of it) gives the first only."""
     import folder_paths
     files = []
     for node_id in prompt:
         ui = result.ui(node_id) or {}
-        for key in ("images", "gifs", "videos"):
-            for entry in ui.get(key, []):
-                folder = folder_paths.get_directory_by_type(entry.get("type", "output")) or host.output_dir
-                files.append(Path(folder) / entry.get("subfolder", "") / entry["filename"])
+        entries = [entry for key in ("images", "gifs", "videos") for entry in ui.get(key, [])]
+        if any(entry.get("type") == "output" for entry in entries):
+            entries = [entry for entry in entries if entry.get("type", "output") == "output"]
+        for entry in entries:
+            folder = folder_paths.get_directory_by_type(entry.get("type", "output")) or host.output_dir
+            files.append(Path(folder) / entry.get("subfolder", "") / entry["filename"])
     return files
 
 
@@ -94,13 +142,18 @@ def render(host, workflow, frames=None, size=None, limit=None):
     """Run a UI-format workflow in `host`; returns the paths of the files its output nodes wrote.
 
     `frames`/`size` replace every EmptyLatentImage's batch size and width and height; without
-    them, `limit` = (frames, pixels) caps the workflow's own values.
+    them, `limit` = (frames, pixels) caps the workflow's own values. Load Video nodes load `frames`
+    frames of their video (a stand-in of that many frames and `size` px when the file is missing).
     """
+    make_input_stand_ins(host, workflow, frames, size, limit)  # first: the check wants the file to be listed
     problems = workflow_api.check_workflow(workflow)
     if problems:
         raise workflow_api.WorkflowError("the workflow does not fit this ComfyUI:\n  " + "\n  ".join(problems))
     prompt = workflow_api.to_api(workflow)
     _resize_latents(prompt, frames, size, limit)
+    for node in prompt.values():
+        if node["class_type"] == "ALCM_LoadVideo":
+            _load_video_frames(node["inputs"], frames, limit)
     make_stand_ins(host, prompt)
     log.info("running %d nodes in %s", len(prompt), host.description)
     started = time.monotonic()
@@ -128,8 +181,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Render a ComfyUI workflow (UI format) headless, with "
                                                  "random-weight stand-ins for missing model files.")
     parser.add_argument("workflow", type=Path, help="a workflow JSON as the ComfyUI frontend saves it")
-    parser.add_argument("--frames", type=int, help="frames to render (EmptyLatentImage batch_size)")
-    parser.add_argument("--size", type=int, help="width and height in pixels")
+    parser.add_argument("--frames", type=int,
+                        help="frames to render (EmptyLatentImage batch_size, Load Video frame_cap)")
+    parser.add_argument("--size", type=int, help="width and height in pixels (and of a stand-in input video)")
     parser.add_argument("--full", action="store_true",
                         help=f"keep the workflow's frames and size on CPU too (else capped at {CPU_LIMIT[0]} "
                              f"frames, {CPU_LIMIT[1]} px)")

@@ -121,6 +121,8 @@ def _bad_value(name, value, kind, options):
         choices = options.get("options")
         if choices is None or value in choices:
             return None  # a list fetched by the frontend at run time is not checked here
+        if options.get("video_upload") or options.get("image_upload"):
+            return None  # a file of the input folder: it differs between machines, as model files do
         # Model files differ between machines (stand-ins are made for missing ones), so a folder
         # listing (all weight files, or empty) or a *_name input only refuses a non-weight-file
         # value; sampler_name is a *_name input too, but "lcm" is no file name and is checked.

@@ -1,0 +1,168 @@
+"""Video files to IMAGE frames ([N, H, W, 3] float32 0-1), decoded one at a time into one tensor.
+
+Videos go through OpenCV (its FFmpeg reads MP4, WebM, MKV, MOV, AVI); animated WebP, GIF and
+APNG, which that FFmpeg reads poorly or not at all, through Pillow. The size of the result is
+known before decoding starts, so a video that would not fit in RAM is refused up front instead
+of exhausting it halfway.
+"""
+import os
+from contextlib import contextmanager
+
+import cv2
+import numpy as np
+import psutil
+import torch
+from PIL import Image, UnidentifiedImageError
+
+PILLOW_EXTENSIONS = (".webp", ".gif", ".png", ".apng")
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".webp", ".gif", ".apng")
+DEFAULT_FPS = 8.0  # for files that do not say
+
+
+class VideoFileError(ValueError):
+    """The file cannot give the frames asked for; the message names it and says what to change."""
+
+
+def available_memory():
+    """Bytes of RAM that new allocations can take now."""
+    return psutil.virtual_memory().available
+
+
+def load_video(path, frame_cap=0, skip_first_frames=0, select_every_nth=1, multiple_of=8, progress=None):
+    """(frames, fps) of a video file. fps is the file's rate divided by select_every_nth."""
+    name = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise VideoFileError(f"'{name}' does not exist (looked for {path}).")
+    if os.path.getsize(path) == 0:
+        raise VideoFileError(f"'{name}' is empty (0 bytes): the upload or copy did not finish. Copy it again.")
+    opener = _pillow_source if path.lower().endswith(PILLOW_EXTENSIONS) else _opencv_source
+    with opener(path, name) as source:
+        indices = select_frames(name, source.frame_count, frame_cap, skip_first_frames, select_every_nth)
+        height, width = target_size(source.height, source.width, multiple_of)
+        check_memory(name, len(indices), height, width)
+        frames = torch.empty((len(indices), height, width, 3), dtype=torch.float32)
+        decoded = 0
+        try:
+            for frame in source.read(indices):
+                if frame.shape[:2] != (height, width):
+                    shrink = height * width < frame.shape[0] * frame.shape[1]
+                    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+                    frame = cv2.resize(frame, (width, height), interpolation=interpolation)
+                frames[decoded].copy_(torch.from_numpy(frame))  # uint8 to float32 in place, no temporary
+                decoded += 1
+                if progress is not None:
+                    progress(decoded, len(indices))
+        except (OSError, ValueError, cv2.error) as error:
+            raise VideoFileError(f"'{name}' could not be decoded after {decoded} frames ({error}): the file is "
+                                 "damaged or truncated.") from error
+        fps = source.fps
+    if decoded < len(indices):  # the header promised more frames than the file holds
+        if decoded == 0:
+            raise VideoFileError(f"'{name}' has no frame that can be decoded: the file is damaged.")
+        if frame_cap:
+            raise VideoFileError(f"'{name}' holds only {decoded} decodable frames of the {len(indices)} asked for "
+                                 f"(its header claims {source.frame_count}): set frame_cap to {decoded} or less.")
+        frames = frames[:decoded]
+    return frames.div_(255), fps / select_every_nth
+
+
+def select_frames(name, frame_count, frame_cap, skip_first_frames, select_every_nth):
+    """The frame indices to load; asking for more frames than there are is an error that gives the count."""
+    if frame_count <= 0:
+        raise VideoFileError(f"'{name}' holds no frames.")
+    available = range(skip_first_frames, frame_count, max(1, select_every_nth))
+    if len(available) == 0:
+        raise VideoFileError(f"'{name}' has {frame_count} frames, and skip_first_frames={skip_first_frames} skips "
+                             f"them all: skip fewer than {frame_count}.")
+    if frame_cap > len(available):
+        raise VideoFileError(f"'{name}' has {frame_count} frames ({len(available)} after skip_first_frames="
+                             f"{skip_first_frames} and select_every_nth={select_every_nth}), fewer than frame_cap="
+                             f"{frame_cap}. Set frame_cap to {len(available)} or less (0 loads them all).")
+    return list(available[:frame_cap] if frame_cap else available)
+
+
+def target_size(height, width, multiple_of):
+    """The size frames are loaded at: the nearest multiple of `multiple_of` (the VAE needs 8), or as is."""
+    if not multiple_of:
+        return height, width
+    return tuple(max(multiple_of, round(side / multiple_of) * multiple_of) for side in (height, width))
+
+
+def check_memory(name, frame_count, height, width):
+    needed = frame_count * height * width * 3 * 4  # float32 RGB, what IMAGE holds
+    available = available_memory()
+    if needed > available:
+        raise VideoFileError(
+            f"'{name}': {frame_count} frames of {width}x{height} need {_bytes(needed)} as IMAGE frames "
+            f"({frame_count}x{height}x{width}x3x4 bytes), but only {_bytes(available)} of RAM is available. "
+            "Load fewer frames (frame_cap, select_every_nth, skip_first_frames) or a smaller video.")
+
+
+def _bytes(count):
+    return f"{count / 2**30:.2f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
+
+
+class _Source:
+    """What load_video needs of a file: frame_count, height, width, fps, and read(indices)."""
+    frame_count = height = width = 0
+    fps = DEFAULT_FPS
+
+
+@contextmanager
+def _opencv_source(path, name):
+    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    try:
+        if not capture.isOpened():
+            raise VideoFileError(f"'{name}' is not a video OpenCV can read (damaged, or not a video file).")
+        source = _Source()
+        source.frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        source.width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        source.height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        source.fps = fps if fps and np.isfinite(fps) and fps > 0 else DEFAULT_FPS
+        if source.frame_count <= 0:  # some containers do not store it: count (grab does no color conversion)
+            counter = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+            while counter.grab():
+                source.frame_count += 1
+            counter.release()
+
+        def read(indices):
+            wanted = set(indices)
+            for index in range(indices[-1] + 1):
+                if index in wanted:
+                    ok, frame = capture.read()
+                    if not ok:
+                        return
+                    yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                elif not capture.grab():  # skipped frames are decoded (codecs need them) but not converted
+                    return
+        source.read = read
+        yield source
+    finally:
+        capture.release()
+
+
+@contextmanager
+def _pillow_source(path, name):
+    try:
+        image = Image.open(path)
+    except (UnidentifiedImageError, OSError) as error:
+        raise VideoFileError(f"'{name}' is not an animation Pillow can read ({error}).") from error
+    try:
+        source = _Source()
+        source.frame_count = getattr(image, "n_frames", 1)
+        source.width, source.height = image.size
+
+        def read(indices):
+            wanted, total_ms = set(indices), 0
+            for index in range(indices[-1] + 1):
+                image.seek(index)
+                total_ms += image.info.get("duration") or 0
+                if index in wanted:
+                    yield np.array(image.convert("RGB"))  # writable, as torch.from_numpy wants
+            # the frame rate these frames were shown at (GIF's 1/100 s delays alternate, e.g. 12, 13)
+            source.fps = 1000 * (indices[-1] + 1) / total_ms if total_ms else DEFAULT_FPS
+        source.read = read
+        yield source
+    finally:
+        image.close()

@@ -1,0 +1,176 @@
+"""Video nodes: save IMAGE frames as a video file (workflow embedded), and load a video as frames."""
+import logging
+import os
+
+import comfy.utils
+import folder_paths
+from comfy.cli_args import args
+
+from .video.decode import VIDEO_EXTENSIONS, VideoFileError, load_video
+from .video.encode import FORMATS, OutputPathError, check_prefix, save_video
+from .video.image_containers import VideoFormatError
+
+log = logging.getLogger(__name__)
+
+FORMAT_TOOLTIP = (
+    "webp: animated WebP, plays in every browser and in the node; quality applies. "
+    "webm: VP9, plays in browsers and the node. "
+    "apng: animated PNG, lossless (large files), plays in browsers. "
+    "gif: plays everywhere, 256 colours per frame; the workflow goes into a .json beside it. "
+    "mp4: MPEG-4 Part 2 (mp4v) for video editors and VLC; browsers cannot play it, so the node shows a WebP "
+    "preview. All but gif carry the prompt and workflow inside the file: drop it on ComfyUI to get the graph back.")
+
+
+class SaveVideo:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The frames of the video, in order (VAE Decode's output)."}),
+                "filename_prefix": ("STRING", {
+                    "default": "AnimateLCM/video",
+                    "tooltip": "Where in the output folder, and the start of the file name; a number is added. "
+                               "Subfolders are fine, paths that leave the output folder are refused."}),
+                "format": (list(FORMATS), {"default": "webp", "tooltip": FORMAT_TOOLTIP}),
+                "frame_rate": ("FLOAT", {"default": 8.0, "min": 0.1, "max": 120.0, "step": 0.1,
+                                         "tooltip": "Frames per second. 8 suits AnimateLCM's 16-frame clips (2 s). "
+                                                    "GIF stores delays in 1/100 s, and browsers slow GIFs above 50."}),
+                "loop_count": ("INT", {"default": 0, "min": 0, "max": 65535,
+                                       "tooltip": "How many times the animation plays: 0 = forever. webp, gif and "
+                                                  "apng store it; webm and mp4 loop as the player is set."}),
+                "pingpong": ("BOOLEAN", {"default": False,
+                                         "tooltip": "Play forward then backward (2N-2 frames), for a seamless loop."}),
+                "quality": ("INT", {"default": 90, "min": 1, "max": 100,
+                                    "tooltip": "WebP quality: 90 is near-transparent; lower makes smaller files. "
+                                               "The other formats ignore it (apng is lossless)."}),
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
+        }
+
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+    CATEGORY = "AnimateLCM"
+    DESCRIPTION = ("Saves the frames as a video in the output folder, writing one frame at a time. The prompt and "
+                   "workflow are embedded (webp, webm, apng, mp4; gif: a .json file beside it, which ComfyUI also "
+                   "loads), so dropping the file on ComfyUI restores the graph.")
+
+    def save(self, images, filename_prefix, format, frame_rate, loop_count, pingpong, quality, prompt=None,
+             extra_pnginfo=None):
+        output_dir = folder_paths.get_output_directory()
+        try:
+            check_prefix(filename_prefix, output_dir)
+        except OutputPathError as error:
+            raise ValueError(f"Save Video (AnimateLCM): {error}") from error
+        height, width = images.shape[1:3]
+        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir,
+                                                                               width, height)
+        file = f"{name}_{counter:05}_{FORMATS[format].extension}"
+        preview = None
+        if format in ("mp4", "gif"):  # the frontend's node preview cannot play these: show a WebP copy
+            preview_folder = os.path.join(folder_paths.get_temp_directory(), subfolder)
+            os.makedirs(preview_folder, exist_ok=True)
+            preview = os.path.join(preview_folder, f"{name}_{counter:05}_preview.webp")
+        metadata = None if args.disable_metadata else {"prompt": prompt, **(extra_pnginfo or {})}
+        progress_bar = comfy.utils.ProgressBar(images.shape[0])
+
+        def progress(done, total):
+            progress_bar.update_absolute(done, total)
+        try:
+            saved = save_video(images, os.path.join(folder, file), format, frame_rate, loop_count, pingpong, quality,
+                               metadata, preview, progress)
+        except VideoFormatError as error:
+            raise ValueError(f"Save Video (AnimateLCM): {error}") from error
+        log.info("saved %d frames to %s%s", saved.frame_count, saved.path,
+                 f" (workflow in {saved.sidecar})" if saved.sidecar else "")
+        # "images" + "animated" is what the frontend previews (core SaveAnimatedWEBP and SaveWEBM return the
+        # same); an mp4 or gif is shown through its WebP preview and listed under "videos" for the queue.
+        saved_file = {"filename": file, "subfolder": subfolder, "type": "output"}
+        if preview is None:
+            return {"ui": {"images": [saved_file], "animated": (True,)}}
+        shown = {"filename": os.path.basename(preview), "subfolder": subfolder, "type": "temp"}
+        return {"ui": {"images": [shown], "animated": (True,), "videos": [saved_file]}}
+
+
+class LoadVideo:
+    @classmethod
+    def INPUT_TYPES(cls):
+        input_dir = folder_paths.get_input_directory()
+        files = sorted(f for f in os.listdir(input_dir)
+                       if f.lower().endswith(VIDEO_EXTENSIONS) and os.path.isfile(os.path.join(input_dir, f)))
+        return {"required": {
+            "video": (files, {"video_upload": True,
+                              "tooltip": "A video in ComfyUI's input folder: mp4, webm, mkv, mov, avi, or an animated "
+                                         "webp, gif or apng (such as this pack's Save Video writes)."}),
+            "frame_cap": ("INT", {"default": 0, "min": 0, "max": 100000,
+                                  "tooltip": "How many frames to load (16 is AnimateLCM's training length); 0 loads "
+                                             "all. More than the video has is an error that says how many it has."}),
+            "skip_first_frames": ("INT", {"default": 0, "min": 0, "max": 1000000,
+                                          "tooltip": "Frames to skip at the start."}),
+            "select_every_nth": ("INT", {"default": 1, "min": 1, "max": 1000,
+                                         "tooltip": "1 loads every frame, 2 every other one (half the frame rate)."}),
+            "resize_to_multiple_of_8": ("BOOLEAN", {"default": True,
+                                                    "tooltip": "Scale to the nearest multiple of 8 px a side, which "
+                                                               "VAE Encode needs (it would crop otherwise)."}),
+        }}
+
+    RETURN_TYPES = ("IMAGE", "INT", "FLOAT")
+    RETURN_NAMES = ("frames", "frame_count", "fps")
+    OUTPUT_TOOLTIPS = ("The frames as an IMAGE batch (VAE Encode turns it into latents for video-to-video).",
+                       "How many frames were loaded.",
+                       "The frame rate of the loaded frames (the file's, divided by select_every_nth).")
+    FUNCTION = "load"
+    CATEGORY = "AnimateLCM"
+    DESCRIPTION = ("Loads a video from the input folder as IMAGE frames, one frame at a time into one tensor; a video "
+                   "that would not fit in the free RAM is refused before decoding, with the numbers.")
+
+    def load(self, video, frame_cap, skip_first_frames, select_every_nth, resize_to_multiple_of_8):
+        progress_bar = comfy.utils.ProgressBar(max(1, frame_cap))
+        try:
+            frames, fps = load_video(_video_path(video), frame_cap, skip_first_frames, select_every_nth,
+                                     8 if resize_to_multiple_of_8 else None,
+                                     progress=lambda done, total: progress_bar.update_absolute(done, total))
+        except VideoFileError as error:
+            raise ValueError(f"Load Video (AnimateLCM): {error}") from error
+        return (frames, frames.shape[0], fps)
+
+    @classmethod
+    def IS_CHANGED(cls, video, **kwargs):
+        # size and modification time: a re-uploaded file under the same name reloads, without hashing gigabytes
+        try:
+            stat = os.stat(_video_path(video))
+        except (OSError, ValueError):
+            return float("nan")  # never equal to itself: run again, and let the node say what is wrong
+        return f"{stat.st_mtime_ns}:{stat.st_size}"
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, video):
+        # Taking `video` here turns off ComfyUI's own "value in the list" check, so the path is checked here.
+        try:
+            path = _video_path(video)
+        except ValueError as error:
+            return str(error)
+        if not os.path.isfile(path):
+            return (f"Load Video (AnimateLCM): '{video}' is not in the input folder ({os.path.dirname(path)}): "
+                    "upload it with the node's button or copy it there.")
+        return True
+
+
+def _video_path(video):
+    """The file an input value names ('clip.mp4', 'sub/clip.mp4', 'clip.mp4 [output]'), kept inside its folder."""
+    name, base = folder_paths.annotated_filepath(video)
+    base = os.path.abspath(base or folder_paths.get_input_directory())
+    path = os.path.abspath(os.path.join(base, name))
+    if os.path.commonpath([base, path]) != base:
+        raise ValueError(f"Load Video (AnimateLCM): '{video}' points outside {base}: pick a file from the list.")
+    return path
+
+
+NODE_CLASS_MAPPINGS = {
+    "ALCM_SaveVideo": SaveVideo,
+    "ALCM_LoadVideo": LoadVideo,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "ALCM_SaveVideo": "Save Video (AnimateLCM)",
+    "ALCM_LoadVideo": "Load Video (AnimateLCM)",
+}

@@ -1,0 +1,309 @@
+"""Save Video / Load Video: every format round trip, the workflow read back the way the frontend reads
+it, pingpong and loops, refused paths and files, and the save node through ComfyUI's executor."""
+import json
+import math
+import struct
+
+import pytest
+import torch
+from PIL import Image
+
+FRAMES, SIZE, FPS = 8, 64, 8
+# Error bounds on the smooth pattern, in 1/255: per-pixel max, mean, and max of 4x4 block means
+# (GIF dithers: single pixels move far, what the eye sees does not). Measured: webp 12/1.6/5.6,
+# webm 17/2.8/8.6, mp4 20/3.1/10.2, gif 94/5.7/14.9, apng 0.
+BOUNDS = {"webp": (24, 4, 12), "webm": (32, 6, 16), "mp4": (32, 6, 16), "gif": (255, 8, 24), "apng": (0, 0, 0)}
+METADATA = {"prompt": {"1": {"class_type": "X", "inputs": {"text": "a {red|blue} fox } in snow, naïve"}}},
+            "workflow": {"nodes": [{"id": 1, "widgets_values": ["{"]}], "links": [], "version": 0.4}}
+
+
+@pytest.fixture(scope="module")
+def video(pack):
+    return pack.nodes.video
+
+
+def smooth(n=FRAMES, size=SIZE):
+    """Gradients drifting sideways: lossy codecs keep smooth content close, and a wrong frame order,
+    channel order or size shows up as a large error."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    t = torch.arange(n).view(n, 1, 1) / n
+    return torch.stack([0.5 + 0.35 * torch.sin(2 * math.pi * (x + t)), 0.5 + 0.35 * torch.cos(2 * math.pi * (y - t)),
+                        0.5 + 0.25 * torch.sin(math.pi * (x + y)).expand(n, -1, -1)], dim=-1)
+
+
+def save(video, tmp_path, format_name, images=None, **options):
+    path = tmp_path / f"clip{video.encode.FORMATS[format_name].extension}"
+    saved = video.encode.save_video(smooth() if images is None else images, str(path), format_name, FPS, **options)
+    return path, saved
+
+
+# --- the frontend's readers (comfyui-frontend-package src/scripts/pnginfo.ts, metadata/*.ts), ported ---
+
+def frontend_webp(data):
+    offset = 12
+    while offset < len(data):  # RIFF chunks, odd sizes padded
+        length = struct.unpack("<I", data[offset + 4:offset + 8])[0]
+        if data[offset:offset + 4] == b"EXIF":
+            exif = data[offset + 8:offset + 8 + length]
+            exif = exif[6:] if exif[:6] == b"Exif\0\0" else exif
+            order = "<" if exif[:2] == b"II" else ">"
+            ifd, texts = struct.unpack(order + "I", exif[4:8])[0], {}
+            for i in range(struct.unpack(order + "H", exif[ifd:ifd + 2])[0]):
+                _, kind, count, at = struct.unpack(order + "HHII", exif[ifd + 2 + 12 * i:ifd + 14 + 12 * i])
+                if kind == 2:  # ASCII "key:value"
+                    key, _, value = exif[at:at + count - 1].decode().partition(":")
+                    texts[key] = json.loads(value)
+            return texts
+        offset += 8 + length + length % 2
+    return {}
+
+
+def frontend_png(data):
+    offset, texts = 8, {}
+    while offset < len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        if kind == b"tEXt":
+            keyword, text = data[offset + 8:offset + 8 + length].split(b"\0", 1)
+            texts[keyword.decode()] = json.loads(text)
+        offset += 12 + length
+    return texts
+
+
+def _box(data, start, end, kind):
+    pos = start
+    while pos < end - 8:
+        size = struct.unpack(">I", data[pos:pos + 4])[0]
+        if size < 8:
+            pos += 1
+            continue
+        if data[pos + 4:pos + 8] == kind:
+            return pos + 8, pos + size
+        if pos + size > end:
+            return None
+        pos += size
+    return None
+
+
+def frontend_mp4(data):
+    udta = _box(data, 0, len(data), b"udta")
+    moov = _box(data, 0, len(data), b"moov")
+    udta = udta or (moov and _box(data, *moov, b"udta"))
+    meta = udta and _box(data, *udta, b"meta")
+    keys, ilst = (_box(data, meta[0] + 4, meta[1], kind) for kind in (b"keys", b"ilst"))
+    names, pos, out = {}, keys[0] + 8, {}
+    for i in range(1, struct.unpack(">I", data[keys[0] + 4:keys[0] + 8])[0] + 1):
+        size = struct.unpack(">I", data[pos:pos + 4])[0]
+        names[i], pos = data[pos + 8:pos + size].decode(), pos + size
+    pos = ilst[0]
+    while pos < ilst[1] - 8:
+        size, index = struct.unpack(">II", data[pos:pos + 8])
+        value = _box(data, pos + 8, pos + size, b"data")
+        text = data[value[0] + 8:value[1]].decode()
+        out[names[index].lower()] = json.loads(text[text.index("{"):])
+        pos += size
+    return out
+
+
+def _vint(data, pos):
+    length = next(i for i in range(1, 9) if data[pos] & (0x80 >> (i - 1)))
+    return int.from_bytes(data[pos:pos + length], "big") & ((1 << (7 * length)) - 1), length
+
+
+def frontend_webm(data):
+    """Scans the first 2 MiB for SimpleTags; a PROMPT/WORKFLOW value ends at the brace that balances
+    the first, counting braces inside strings too."""
+    data, out, pos = data[:2 << 20], {}, 0
+
+    def find(start, end, element_id):
+        p = data.index(element_id, start, end)
+        size, length = _vint(data, p + 2)
+        return data[p + 2 + length:p + 2 + length + size].split(b"\0")[0].decode()
+    while pos < len(data) - 2:
+        if data[pos:pos + 2] != b"\x67\xc8":
+            pos += 1
+            continue
+        size, length = _vint(data, pos + 2)
+        end = pos + 2 + length + size
+        name, text = find(pos, end, b"\x45\xa3").strip(), find(pos, end, b"\x44\x87")
+        if name in ("PROMPT", "WORKFLOW"):
+            text, depth, i = text[text.index("{"):], 1, 1
+            while depth and i < len(text):
+                depth, i = depth + {"{": 1, "}": -1}.get(text[i], 0), i + 1
+            out[name.lower()] = json.loads(text[:i])
+        pos = end
+    return out
+
+
+FRONTEND = {"webp": frontend_webp, "apng": frontend_png, "mp4": frontend_mp4, "webm": frontend_webm}
+
+
+# --- the engine ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("format_name", list(BOUNDS))
+def test_round_trip(video, tmp_path, format_name):
+    path, saved = save(video, tmp_path, format_name)
+    assert saved.frame_count == FRAMES and not list(tmp_path.glob(".*"))  # no temporary file left
+    frames, fps = video.decode.load_video(str(path))
+    assert frames.shape == (FRAMES, SIZE, SIZE, 3) and frames.dtype == torch.float32 and fps == pytest.approx(FPS)
+    error = frames - (smooth() * 255).round() / 255
+    blocks = torch.nn.functional.avg_pool2d(error.permute(0, 3, 1, 2), 4)
+    max_error, mean_error, block_error = BOUNDS[format_name]
+    assert error.abs().max() * 255 <= max_error + 1e-3
+    assert error.abs().mean() * 255 <= mean_error + 1e-3
+    assert blocks.abs().max() * 255 <= block_error + 1e-3
+    if format_name in ("webp", "gif", "apng"):  # an independent reader agrees on the container
+        with Image.open(path) as image:
+            assert (image.n_frames, image.size) == (FRAMES, (SIZE, SIZE))
+
+
+@pytest.mark.parametrize("format_name", list(BOUNDS))
+def test_workflow_reads_back_as_the_frontend_reads_it(video, tmp_path, format_name):
+    path, saved = save(video, tmp_path, format_name, metadata=METADATA)
+    if format_name == "gif":  # the frontend reads nothing from a GIF: the workflow is the .json beside it
+        assert json.loads(path.with_suffix(".json").read_text()) == METADATA["workflow"]
+        return
+    assert saved.sidecar is None and not path.with_suffix(".json").exists()
+    assert FRONTEND[format_name](path.read_bytes()) == METADATA
+
+
+def test_webm_tags_keep_the_stream_and_its_index(video, tmp_path):
+    """The tagged copy decodes to the same frames, and its SeekHead and Cues still point at their elements."""
+    (tmp_path / "plain").mkdir(), (tmp_path / "tagged").mkdir()
+    plain, _ = save(video, tmp_path / "plain", "webm")
+    tagged, _ = save(video, tmp_path / "tagged", "webm", metadata=METADATA)
+    assert torch.equal(video.decode.load_video(str(plain))[0], video.decode.load_video(str(tagged))[0])
+    tags, data = video.webm_tags, tagged.read_bytes()
+    (_, _, _), (_, start, end) = tags._children(data, 0, len(data))
+    elements = {pos - start: element_id for element_id, pos, _ in tags._children(data, start, end, headers=True)}
+
+    def fields(s, e):
+        return {i: data[a:b] for i, a, b in tags._children(data, s, e)}
+    pointers = []  # (the element ID expected there, the stored position)
+    for element_id, s, e in tags._children(data, start, end):
+        for _, cs, ce in tags._children(data, s, e) if element_id in (tags.SEEK_HEAD, tags.CUES) else ():
+            if element_id == tags.SEEK_HEAD:
+                seek = fields(cs, ce)
+                pointers.append((int.from_bytes(seek[tags.SEEK_ID], "big"), seek[tags.SEEK_POSITION]))
+            else:
+                pointers += [(tags.CLUSTER, fields(ts, te)[0xF1])  # CueClusterPosition
+                             for i, ts, te in tags._children(data, cs, ce) if i == tags.CUE_TRACK_POSITIONS]
+    assert {tags.TAGS, tags.CUES, tags.CLUSTER} <= {element_id for element_id, _ in pointers}
+    assert all(elements[int.from_bytes(position, "big")] == element_id for element_id, position in pointers)
+
+
+def test_pingpong_order_and_loop_counts(video, tmp_path):
+    class Recorded:  # the saver must take one frame at a time, in play order
+        def __init__(self, images):
+            self.images, self.shape, self.taken = images, images.shape, []
+
+        def __getitem__(self, key):
+            self.taken.append(key[0])
+            return self.images[key]
+    images = Recorded(smooth())
+    path, saved = save(video, tmp_path, "apng", images=images, pingpong=True, loop_count=3)
+    order = [0, 1, 2, 3, 4, 5, 6, 7, 6, 5, 4, 3, 2, 1]
+    assert saved.frame_count == 2 * FRAMES - 2 and images.taken == order
+    frames, _ = video.decode.load_video(str(path))
+    assert torch.equal(frames, (smooth()[order] * 255).round() / 255)
+    with Image.open(path) as image:
+        assert image.info["loop"] == 3
+    for loop_count, webp_loop, gif_loop in ((0, 0, 0), (3, 3, 2), (1, 1, None)):
+        for format_name, expected in (("webp", webp_loop), ("gif", gif_loop)):
+            path, _ = save(video, tmp_path, format_name, loop_count=loop_count)
+            with Image.open(path) as image:  # GIF stores repeats after the first play; absent: play once
+                assert image.info.get("loop") == expected and image.n_frames == FRAMES
+
+
+@pytest.mark.parametrize("format_name", ["webm", "gif"])
+def test_a_cancelled_save_leaves_no_file(video, tmp_path, format_name):
+    class Cancelled(Exception):
+        pass
+
+    def cancel_at_frame_3(done, total):
+        if done == 3:
+            raise Cancelled
+    with pytest.raises(Cancelled):
+        save(video, tmp_path, format_name, metadata=METADATA, preview_path=str(tmp_path / "preview.webp"),
+             progress=cancel_at_frame_3)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_memory_refusal_gives_the_numbers(video, tmp_path, monkeypatch):
+    path, _ = save(video, tmp_path, "mp4")
+    monkeypatch.setattr(video.decode, "available_memory", lambda: 100_000)
+    with pytest.raises(video.decode.VideoFileError, match=r"'clip.mp4': 8 frames of 64x64 need 0.4 MiB .*"
+                                                          r"8x64x64x3x4 bytes.* only 0.1 MiB"):
+        video.decode.load_video(str(path))
+    assert video.decode.load_video(str(path), frame_cap=2)[0].shape[0] == 2  # 98 KiB fits
+
+
+# --- the nodes -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("prefix", ["../x", "/abs", "a/../../b", "", "a/.."])
+def test_prefixes_outside_the_output_folder_are_refused(pack, host, prefix):
+    around = host.output_dir.parent  # where "../x" and "a/../../b" would land
+    before = set(around.iterdir())
+    with pytest.raises(ValueError, match="Save Video \\(AnimateLCM\\): the filename prefix .*(empty|absolute|outside)"):
+        pack.nodes.video_nodes.SaveVideo().save(smooth(2), prefix, "webp", 8.0, 0, False, 90)
+    assert set(around.iterdir()) == before and not any(around.parent.glob("b_*")) and not any(around.glob("x_*"))
+
+
+def load_node(pack, name, **options):
+    values = {"frame_cap": 0, "skip_first_frames": 0, "select_every_nth": 1, "resize_to_multiple_of_8": True}
+    return pack.nodes.video_nodes.LoadVideo().load(name, **{**values, **options})
+
+
+def test_bad_video_files_are_named_in_the_error(pack, host):
+    (host.input_dir / "empty.mp4").write_bytes(b"")
+    (host.input_dir / "noise.mp4").write_bytes(bytes(range(256)) * 40)
+    (host.input_dir / "noise.webp").write_bytes(b"RIFF" + bytes(100))
+    pack.nodes.video.encode.save_video(smooth(), str(host.input_dir / "eight.webm"), "webm", FPS)
+    for name, options, message in (
+            ("empty.mp4", {}, "'empty.mp4' is empty"),
+            ("noise.mp4", {}, "'noise.mp4' is not a video OpenCV can read"),
+            ("noise.webp", {}, "'noise.webp' is not an animation Pillow can read"),
+            ("eight.webm", {"frame_cap": 9}, "'eight.webm' has 8 frames .* fewer than frame_cap=9. Set frame_cap to 8"),
+            ("eight.webm", {"frame_cap": 4, "select_every_nth": 3},
+             r"'eight.webm' has 8 frames \(3 after skip_first_frames=0 and select_every_nth=3\)"),
+            ("eight.webm", {"skip_first_frames": 8},
+             "'eight.webm' has 8 frames, and skip_first_frames=8 skips them all")):
+        with pytest.raises(ValueError, match="Load Video \\(AnimateLCM\\): " + message):
+            load_node(pack, name, **options)
+    frames, count, fps = load_node(pack, "eight.webm", skip_first_frames=1, select_every_nth=2)
+    assert frames.shape == (4, SIZE, SIZE, 3) and count == 4 and fps == pytest.approx(FPS / 2)
+    node = pack.nodes.video_nodes.LoadVideo
+    assert "is not in the input folder" in node.VALIDATE_INPUTS("missing.mp4")
+    assert "points outside" in node.VALIDATE_INPUTS("../eight.webm")
+    assert node.VALIDATE_INPUTS("eight.webm") is True and "eight.webm" in node.INPUT_TYPES()["required"]["video"][0]
+
+
+def test_resize_to_multiple_of_8(pack, host):
+    pack.nodes.video.encode.save_video(smooth(3, 60), str(host.input_dir / "sixty.apng"), "apng", FPS)
+    assert load_node(pack, "sixty.apng")[0].shape == (3, 64, 64, 3)  # 60 is nearer 64 than 56
+    assert torch.equal(load_node(pack, "sixty.apng", resize_to_multiple_of_8=False)[0],
+                       (smooth(3, 60) * 255).round() / 255)
+
+
+@pytest.mark.parametrize("format_name", ["webp", "mp4"])
+def test_save_node_runs_in_the_executor(host, format_name):
+    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": 4,
+                                                            "color": 0x3366CC}},
+              "2": {"class_type": "ALCM_SaveVideo", "inputs": {
+                  "images": ["1", 0], "filename_prefix": "alcm_exec/clip", "format": format_name, "frame_rate": 8.0,
+                  "loop_count": 0, "pingpong": False, "quality": 90}}}
+    ui = host.run(prompt).ui("2")
+    assert list(ui["animated"]) == [True] and len(ui["images"]) == 1
+    saved = sorted((host.output_dir / "alcm_exec").glob(f"clip_*_.{format_name}"))[-1]
+    if format_name == "webp":  # the file itself is the preview
+        assert ui["images"][0] == {"filename": saved.name, "subfolder": "alcm_exec", "type": "output"}
+    else:  # browsers cannot play mp4v: the node shows an animated WebP from the temp folder
+        entry = ui["images"][0]
+        assert entry["type"] == "temp" and entry["subfolder"] == "alcm_exec" and entry["filename"].endswith(".webp")
+        assert ui["videos"] == [{"filename": saved.name, "subfolder": "alcm_exec", "type": "output"}]
+        import folder_paths
+        with Image.open(f"{folder_paths.get_temp_directory()}/alcm_exec/{entry['filename']}") as preview:
+            assert preview.n_frames == 4
+    assert FRONTEND[format_name](saved.read_bytes()) == {"prompt": prompt}
+    frames, _ = host.pack.nodes.video.decode.load_video(str(saved))
+    assert frames.shape == (4, SIZE, SIZE, 3)
+    assert (frames.mean(dim=(0, 1, 2)) * 255 - torch.tensor([0x33, 0x66, 0xCC])).abs().max() < 3
