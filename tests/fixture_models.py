@@ -18,7 +18,6 @@ def tiny_unet_state_dict(seed=0, channels=TINY_CHANNELS):
 
 def tiny_sd15_model(seed=0, channels=TINY_CHANNELS, dtype=torch.float32):
     import comfy.model_detection
-    import comfy.model_management
     import comfy.model_patcher
     import comfy.supported_models
     state_dict = tiny_unet_state_dict(seed, channels)
@@ -31,18 +30,3 @@ def tiny_sd15_model(seed=0, channels=TINY_CHANNELS, dtype=torch.float32):
     model.eval()
     device = torch.device("cpu")
     return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
-
-
-def unet_call(model_patcher, x, sigma, context):
-    """One denoiser call through ComfyUI's sampling path (model_options, wrappers, patches applied)."""
-    import comfy.model_management
-    import comfy.samplers
-    comfy.model_management.load_models_gpu([model_patcher])
-    cond = [{"model_conds": {"c_crossattn": _crossattn(context)}, "cross_attn": context}]
-    return comfy.samplers.calc_cond_batch(model_patcher.model, [cond], x, sigma, model_patcher.model_options)[0] \
-        if hasattr(comfy.samplers, "calc_cond_batch") else None
-
-
-def _crossattn(context):
-    import comfy.conds
-    return comfy.conds.CONDCrossAttn(context)
