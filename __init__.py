@@ -4,7 +4,7 @@ Importing registers the model folders and the node classes; nothing heavy happen
 (no model is read until a node runs).
 """
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from .nodes.model_folders import register_model_folders
+from .weights.model_folders import register_model_folders
 
 register_model_folders()
 

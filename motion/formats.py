@@ -13,14 +13,11 @@ Everything else is refused with what the file appears to be.
 import re
 from dataclasses import dataclass
 
+from .errors import MotionModuleError
 from .temporal_layer import sinusoidal_position_encoding
 
 POSITION = re.compile(r"^((?:down_blocks|up_blocks)\.\d+|mid_block)\.motion_modules\.\d+")
 ANIMATELCM_FRAMES = 64
-
-
-class MotionModuleError(ValueError):
-    """Not a motion module this pack can use; the message says what the file is and what to do."""
 
 
 @dataclass(frozen=True)

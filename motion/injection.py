@@ -18,8 +18,8 @@ from collections import OrderedDict
 import comfy.utils
 from comfy.ldm.modules.attention import SpatialTransformer
 
-from .formats import MotionModuleError
-from .video_batch import FrameCountError, video_layout
+from .errors import FrameCountError, MotionModuleError
+from .video_batch import video_layout
 
 MARK = "_animatelcm_original_block"  # on our block copies: the block they were made from
 MOTION_CHILD = "motion_module"

@@ -4,8 +4,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .files import read_sidecar_config, read_state_dict
-from .formats import MotionFormat, MotionModuleError, normalise, position_of
+from ..weights.files import read_sidecar_config, read_state_dict
+from .errors import MotionModuleError
+from .formats import MotionFormat, normalise, position_of
 from .temporal_layer import MotionLayer
 
 

@@ -8,11 +8,9 @@ for the duration of the call, so each motion layer attends across the frames of 
 import contextvars
 from contextlib import contextmanager
 
+from .errors import FrameCountError
+
 _videos = contextvars.ContextVar("animatelcm_videos_in_batch", default=None)
-
-
-class FrameCountError(ValueError):
-    pass
 
 
 @contextmanager

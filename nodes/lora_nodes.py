@@ -1,9 +1,11 @@
 """LoRA nodes: personal style from images (style LoRAs) and AnimateLCM's spatial LoRA."""
 import folder_paths
 
-from ..motion.files import WeightFileError, read_state_dict
-from .lora.apply import LoRAMatchError, animatelcm_layer_scale, apply_lora
-from .model_folders import full_path
+from ..lora.apply import animatelcm_layer_scale, apply_lora
+from ..lora.errors import LoRAMatchError
+from ..weights.errors import WeightFileError
+from ..weights.files import read_state_dict
+from ..weights.model_folders import full_path
 
 STACK_SIZE = 5
 NONE = "None"

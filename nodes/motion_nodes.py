@@ -3,11 +3,11 @@ import logging
 
 import folder_paths
 
-from ..motion.files import WeightFileError
-from ..motion.formats import MotionModuleError
+from ..motion.errors import MotionModuleError
 from ..motion.injection import animate
 from ..motion.motion_module import load_motion_module
-from .model_folders import MOTION_MODULES, full_path
+from ..weights.errors import WeightFileError
+from ..weights.model_folders import MOTION_MODULES, full_path
 
 log = logging.getLogger(__name__)
 

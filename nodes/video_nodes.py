@@ -6,9 +6,9 @@ import comfy.utils
 import folder_paths
 from comfy.cli_args import args
 
-from .video.decode import VIDEO_EXTENSIONS, VideoFileError, load_video
-from .video.encode import FORMATS, OutputPathError, check_prefix, save_video
-from .video.image_containers import VideoFormatError
+from ..video.decode import VIDEO_EXTENSIONS, VideoFileError, load_video
+from ..video.encode import FORMATS, OutputPathError, check_prefix, save_video
+from ..video.image_containers import VideoFormatError
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ def main():
     parser.add_argument("--peak-of", help=argparse.SUPPRESS)  # the child process measuring one saver
     args = parser.parse_args()
     host = comfy_host.start()
-    encode = host.pack.nodes.video.encode
+    encode = host.pack.video.encode
     out = Path(tempfile.mkdtemp(prefix="alcm-bench-video-"))
     if args.peak_of:
         print("PEAK", _peak_rss(encode, args.peak_of, moving_frames(args.long), out))

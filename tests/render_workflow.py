@@ -94,7 +94,7 @@ def make_input_stand_ins(host, workflow, frames=None, size=None, limit=None):
     """Write a moving-gradient video into the input folder for each Load Video node whose file is missing;
     returns the paths written."""
     import torch
-    encode = host.pack.nodes.video.encode
+    encode = host.pack.video.encode
     by_extension = {f.extension: name for name, f in encode.FORMATS.items()} | {".apng": "apng"}
     written = []
     for node in workflow["nodes"]:

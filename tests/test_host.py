@@ -27,7 +27,7 @@ def test_registration_keeps_a_folder_another_pack_registered(host, tmp_path):
     saved = folder_paths.folder_names_and_paths["animatediff_models"]
     folder_paths.folder_names_and_paths["animatediff_models"] = from_other_pack
     try:
-        host.pack.nodes.model_folders.register_model_folders()
+        host.pack.weights.model_folders.register_model_folders()
         assert folder_paths.folder_names_and_paths["animatediff_models"] is from_other_pack
     finally:
         folder_paths.folder_names_and_paths["animatediff_models"] = saved

@@ -19,7 +19,7 @@ METADATA = {"prompt": {"1": {"class_type": "X", "inputs": {"text": "a {red|blue}
 
 @pytest.fixture(scope="module")
 def video(pack):
-    return pack.nodes.video
+    return pack.video
 
 
 def smooth(n=FRAMES, size=SIZE):
@@ -257,7 +257,7 @@ def test_bad_video_files_are_named_in_the_error(pack, host):
     (host.input_dir / "empty.mp4").write_bytes(b"")
     (host.input_dir / "noise.mp4").write_bytes(bytes(range(256)) * 40)
     (host.input_dir / "noise.webp").write_bytes(b"RIFF" + bytes(100))
-    pack.nodes.video.encode.save_video(smooth(), str(host.input_dir / "eight.webm"), "webm", FPS)
+    pack.video.encode.save_video(smooth(), str(host.input_dir / "eight.webm"), "webm", FPS)
     for name, options, message in (
             ("empty.mp4", {}, "'empty.mp4' is empty"),
             ("noise.mp4", {}, "'noise.mp4' is not a video OpenCV can read"),
@@ -278,7 +278,7 @@ def test_bad_video_files_are_named_in_the_error(pack, host):
 
 
 def test_resize_to_multiple_of_8(pack, host):
-    pack.nodes.video.encode.save_video(smooth(3, 60), str(host.input_dir / "sixty.apng"), "apng", FPS)
+    pack.video.encode.save_video(smooth(3, 60), str(host.input_dir / "sixty.apng"), "apng", FPS)
     assert load_node(pack, "sixty.apng")[0].shape == (3, 64, 64, 3)  # 60 is nearer 64 than 56
     assert torch.equal(load_node(pack, "sixty.apng", resize_to_multiple_of_8=False)[0],
                        (smooth(3, 60) * 255).round() / 255)
@@ -304,6 +304,6 @@ def test_save_node_runs_in_the_executor(host, format_name):
         with Image.open(f"{folder_paths.get_temp_directory()}/alcm_exec/{entry['filename']}") as preview:
             assert preview.n_frames == 4
     assert FRONTEND[format_name](saved.read_bytes()) == {"prompt": prompt}
-    frames, _ = host.pack.nodes.video.decode.load_video(str(saved))
+    frames, _ = host.pack.video.decode.load_video(str(saved))
     assert frames.shape == (4, SIZE, SIZE, 3)
     assert (frames.mean(dim=(0, 1, 2)) * 255 - torch.tensor([0x33, 0x66, 0xCC])).abs().max() < 3

@@ -111,5 +111,5 @@ def test_workflow_renders_a_playable_video(host, path):
     decodes back to the frames and size asked for."""
     files = render(host, load(path), frames=4, size=64)
     assert len(files) == 1 and files[0].is_relative_to(host.output_dir)
-    frames, fps = host.pack.nodes.video.decode.load_video(str(files[0]))
+    frames, fps = host.pack.video.decode.load_video(str(files[0]))
     assert frames.shape == (4, 64, 64, 3) and fps > 0

@@ -12,9 +12,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-
-class WeightFileError(ValueError):
-    """The file cannot be read as weights; the message names the file and what to do."""
+from .errors import WeightFileError
 
 
 def read_state_dict(path):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import comfy.lora
 
+from .errors import LoRAMatchError
 from .formats import describe, lora_modules, module_of, normalise
 
 log = logging.getLogger(__name__)
@@ -16,10 +17,6 @@ log = logging.getLogger(__name__)
 # The official app merges the spatial LCM LoRA as `0.8 · (1/8) · up@down` per layer, ignoring any
 # stored alpha (animatelcm/utils/lcm_utils.py: convert_lcm_lora with the 0.8 slider default).
 ANIMATELCM_LORA_SCALE = 0.8 / 8
-
-
-class LoRAMatchError(ValueError):
-    pass
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""LoRA engine: style LoRAs and the AnimateLCM spatial LoRA, mapped and patched through comfy.lora."""
