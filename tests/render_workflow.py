@@ -21,12 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules b
 
 import comfy_host  # noqa: E402
 import stand_ins  # noqa: E402
-import workflow_api  # noqa: E402
 from stand_ins import make_lora_stand_in  # noqa: E402
 
 CPU_LIMIT = (8, 64)  # frames, pixels: a 16-frame 512 px video takes hours on a CPU, this a minute
 STAND_IN_VIDEO = (16, 512)  # frames, pixels of an input-video stand-in when nothing says otherwise
 log = logging.getLogger("render")
+
+
+def _workflow_api():
+    return comfy_host.start().pack.pipeline.workflow_api  # the pack as the host imported it
 
 
 def _stand_in_for(class_type, input_name):
@@ -98,15 +101,15 @@ def make_input_stand_ins(host, workflow, frames=None, size=None, limit=None):
     by_extension = {f.extension: name for name, f in encode.FORMATS.items()} | {".apng": "apng"}
     written = []
     for node in workflow["nodes"]:
-        if node["type"] != "ALCM_LoadVideo" or node.get("mode") == workflow_api.MUTED:
+        if node["type"] != "ALCM_LoadVideo" or node.get("mode") == _workflow_api().MUTED:
             continue
-        inputs = workflow_api.widget_values(node)
+        inputs = _workflow_api().widget_values(node)
         path = host.input_dir / inputs["video"]
         if path.exists():
             log.info("node %s: using the real input video '%s'", node["id"], inputs["video"])
             continue
         if path.suffix.lower() not in by_extension:
-            raise workflow_api.WorkflowError(
+            raise _workflow_api().WorkflowError(
                 f"node {node['id']}: no stand-in can be made for '{inputs['video']}' (only for "
                 f"{', '.join(sorted(by_extension))}): put the video in {host.input_dir}")
         count = _load_video_frames(dict(inputs), frames, limit)
@@ -146,10 +149,10 @@ def render(host, workflow, frames=None, size=None, limit=None):
     frames of their video (a stand-in of that many frames and `size` px when the file is missing).
     """
     make_input_stand_ins(host, workflow, frames, size, limit)  # first: the check wants the file to be listed
-    problems = workflow_api.check_workflow(workflow)
+    problems = _workflow_api().check_workflow(workflow)
     if problems:
-        raise workflow_api.WorkflowError("the workflow does not fit this ComfyUI:\n  " + "\n  ".join(problems))
-    prompt = workflow_api.to_api(workflow)
+        raise _workflow_api().WorkflowError("the workflow does not fit this ComfyUI:\n  " + "\n  ".join(problems))
+    prompt = _workflow_api().to_api(workflow)
     _resize_latents(prompt, frames, size, limit)
     for node in prompt.values():
         if node["class_type"] == "ALCM_LoadVideo":
@@ -209,7 +212,7 @@ def main(argv=None):
         log.info("rendering %s", args.workflow)
         files = render(host, workflow, args.frames, args.size, limit)
         if not files:
-            raise workflow_api.WorkflowError("the workflow ran but saved no image or video (no Save node?)")
+            raise _workflow_api().WorkflowError("the workflow ran but saved no image or video (no Save node?)")
         for path in files:
             log.info("wrote %s -> %s", path, _copy_out(path, host, args.out.resolve()))
     except (OSError, ValueError, NotImplementedError, comfy_host.HostUnavailable,

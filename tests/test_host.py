@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import comfy_host
+from fixture_models import core_t2i_prompt
 
 
 def test_pack_is_a_loaded_custom_node(host):
@@ -48,21 +49,6 @@ def test_fixture_checkpoint_has_every_key_comfyui_expects(host, sd15_checkpoint)
     assert unet_expected == {k for k in file_keys if k.startswith("model.diffusion_model.")}
     assert vae_expected == {k for k in file_keys if k.startswith("first_stage_model.")}
     assert type(model.model.model_config).__name__ == "SD15"
-
-
-def core_t2i_prompt(checkpoint, seed, frames=4, size=64, cfg=1.5):
-    return {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox running", "clip": ["1", 1]}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}},
-        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": frames}},
-        "5": {"class_type": "KSampler", "inputs": {
-            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
-            "seed": seed, "steps": 4, "cfg": cfg, "sampler_name": "lcm", "scheduler": "sgm_uniform",
-            "denoise": 1.0}},
-        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
-        "7": {"class_type": "PreviewImage", "inputs": {"images": ["6", 0]}},
-    }
 
 
 @pytest.mark.slow

@@ -6,9 +6,8 @@ import torch
 from safetensors.torch import save_file
 
 from fixture_lora import kohya_lora, to_loha, to_peft, unet_modules
-from fixture_models import tiny_sd15_model
+from fixture_models import RunsCode, tiny_sd15_model
 from fixture_motion import motion_state_dict, save_safetensors
-from test_motion_formats import _RunsCode
 
 TINY = (32, 64, 128)
 LAYER = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k"  # a sampled layer (cross-attn k)
@@ -154,7 +153,7 @@ def test_pickle_lora_is_loaded_weights_only(pack, host, tiny_model, tmp_path):
     assert "patched" in node.load(tiny_model, None, "clean.pt", 1.0, 1.0)[2]
     marker = tmp_path / "pwned"
     with open(host.models_dir("loras") / "evil.pt", "wb") as f:
-        torch.save({**lora, "payload": _RunsCode(str(marker))}, f, pickle_module=pickle)
+        torch.save({**lora, "payload": RunsCode(str(marker))}, f, pickle_module=pickle)
     with pytest.raises(ValueError, match="evil.pt.*refused"):
         node.load(tiny_model, None, "evil.pt", 1.0, 1.0)
     assert not marker.exists()

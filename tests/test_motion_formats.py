@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from fixture_models import RunsCode
 from fixture_motion import FAMILIES, motion_state_dict, save_pickle, save_safetensors, to_diffusers
 
 TINY = (32, 64, 128, 128)
@@ -133,18 +134,10 @@ def test_refuses_incomplete_module(load, tmp_path):
     _refused(load, tmp_path / "partial.safetensors", "incomplete", "up_blocks.2.motion_modules.1")
 
 
-class _RunsCode:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_pickle_that_runs_code_is_refused_and_does_not_run(load, tmp_path):
     marker = tmp_path / "pwned"
     sd = motion_state_dict("v3", TINY)
-    sd["payload"] = _RunsCode(str(marker))
+    sd["payload"] = RunsCode(str(marker))
     with open(tmp_path / "evil.ckpt", "wb") as f:
         torch.save(sd, f, pickle_module=pickle)
     _refused(load, tmp_path / "evil.ckpt", "refused", ".safetensors")

@@ -4,7 +4,7 @@ import torch
 from safetensors import safe_open
 
 import stand_ins
-from test_host import core_t2i_prompt
+from fixture_models import core_t2i_prompt
 
 pytestmark = pytest.mark.slow
 MOTION = "AnimateLCM_sd15_t2v.ckpt"

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-import workflow_api
 from render_workflow import make_input_stand_ins, render
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "workflows"
@@ -24,14 +23,14 @@ def test_there_are_workflows():
 def test_workflow_fits_the_host(host, path):
     stand_ins = make_input_stand_ins(host, load(path), frames=2, size=16)  # a Load Video's file must be listed
     try:
-        assert workflow_api.check_workflow(load(path)) == []
+        assert host.pack.pipeline.workflow_api.check_workflow(load(path)) == []
     finally:
         for stand_in in stand_ins:  # renders below make their own, at their size
             stand_in.unlink()
 
 
 def test_t2v_converts_to_the_expected_prompt(host):
-    prompt = workflow_api.to_api(load(T2V))
+    prompt = host.pack.pipeline.workflow_api.to_api(load(T2V))
     by_type = {node["class_type"]: (node_id, node["inputs"]) for node_id, node in prompt.items()}
     assert len(by_type) == len(prompt) - 1  # all types distinct but the two prompts
     ckpt, _ = by_type["CheckpointLoaderSimple"]
@@ -77,15 +76,15 @@ def test_frontend_only_nodes_converted_widgets_and_modes(host):
     sampler["inputs"].append({"name": "steps", "type": "INT", "link": 32, "widget": {"name": "steps"}})
     latent["inputs"].append({"name": "width", "type": "INT", "link": None, "widget": {"name": "width"}})
     wf["links"].remove(origin)
-    prompt = workflow_api.to_api(wf)
-    assert workflow_api.check_workflow(wf) == []
+    prompt = host.pack.pipeline.workflow_api.to_api(wf)
+    assert host.pack.pipeline.workflow_api.check_workflow(wf) == []
     assert set(prompt) == {str(n["id"]) for n in wf["nodes"] if n["id"] < 20}
     inputs = prompt[str(sampler["id"])]["inputs"]
     assert inputs["model"] == [str(origin[1]), origin[2]] and inputs["steps"] == 7 and inputs["cfg"] == 1.5
     assert prompt[str(latent["id"])]["inputs"]["width"] == 512
     wf["nodes"][-1]["mode"] = 4
-    with pytest.raises(workflow_api.WorkflowError, match="bypassed"):
-        workflow_api.to_api(wf)
+    with pytest.raises(host.pack.pipeline.workflow_api.WorkflowError, match="bypassed"):
+        host.pack.pipeline.workflow_api.to_api(wf)
 
 
 def test_check_workflow_reports_what_would_fail(host):
@@ -97,7 +96,7 @@ def test_check_workflow_reports_what_would_fail(host):
     values["ALCM_LoadMotionModule"][0] = "mine.ckpt"  # fine: a stand-in or the user's file
     wf["links"][0][5] = "CLIP"  # the model link claims another type
     wf["nodes"].append({"id": 30, "type": "NoSuchNode", "mode": 0, "inputs": [], "outputs": []})
-    problems = "\n".join(workflow_api.check_workflow(wf))
+    problems = "\n".join(host.pack.pipeline.workflow_api.check_workflow(wf))
     for expected in ("'no_such_mode' is not one of", "denoise: 1.5 is outside", "'not a model' is not a model file",
                      "link 1 ", "NoSuchNode"):
         assert expected in problems
