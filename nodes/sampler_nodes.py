@@ -1,5 +1,5 @@
 """Sampler nodes: the all-in-one AnimateLCM sampler, and the parts for SamplerCustom users."""
-from ..samplers.schedule import animatelcm_sampling_of, patch_model
+from ..samplers.schedule import AnimateLCMSampling, animatelcm_sampling_of, patch_model
 from ..samplers.video_sampling import MODES, animatelcm_sampler, sample_video
 
 MODE_TOOLTIP = ("text-to-video: the official schedule of AnimateLCM t2v (100 original steps). image-to-video: "
@@ -54,7 +54,7 @@ class AnimateLCMModelSampling:
                    "with the AnimateLCM sampler and scheduler. The all-in-one AnimateLCM Sampler does this itself.")
 
     def patch(self, model, mode):
-        return (patch_model(model, MODES[mode]),)
+        return (patch_model(model, AnimateLCMSampling(**MODES[mode])),)
 
 
 class AnimateLCMSamplerSelect:

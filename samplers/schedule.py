@@ -65,10 +65,10 @@ class AnimateLCMSampling(EPS, ModelSamplingDiscrete):
         return c_out * x0 + c_skip * x_t
 
 
-def patch_model(model, settings=TEXT_TO_VIDEO):
-    """A clone of the MODEL that samples with AnimateLCM's parametrisation."""
+def patch_model(model, sampling):
+    """A clone of the MODEL that samples with `sampling` (an AnimateLCMSampling)."""
     patched = model.clone()
-    patched.add_object_patch("model_sampling", AnimateLCMSampling(**settings))
+    patched.add_object_patch("model_sampling", sampling)
     return patched
 
 

@@ -5,7 +5,7 @@ import comfy.utils
 import latent_preview
 
 from .lcm_sampler import sample_animatelcm
-from .schedule import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, patch_model
+from .schedule import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, AnimateLCMSampling, patch_model
 
 MODES = {"text-to-video": TEXT_TO_VIDEO, "image-to-video": IMAGE_TO_VIDEO}
 
@@ -16,8 +16,9 @@ def animatelcm_sampler():
 
 def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.0, mode="text-to-video"):
     """LATENT in, LATENT out: the official schedule for `steps`, the consistency sampler, ComfyUI's CFG."""
-    model = patch_model(model, MODES[mode])
-    sigmas = model.object_patches["model_sampling"].sigmas_for(steps, denoise)
+    sampling = AnimateLCMSampling(**MODES[mode])
+    model = patch_model(model, sampling)
+    sigmas = sampling.sigmas_for(steps, denoise)
     latent_image = latent["samples"]
     if hasattr(comfy.sample, "fix_empty_latent_channels"):
         latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)

@@ -46,6 +46,13 @@ def pack(host):
 
 
 @pytest.fixture(scope="session")
+def workflow_api(pack):
+    """The pack's UI-to-API workflow conversion (pipeline/workflow_api.py)."""
+    import importlib
+    return importlib.import_module(pack.__name__ + ".pipeline.workflow_api")
+
+
+@pytest.fixture(scope="session")
 def sd15_checkpoint(host):
     """Name of a full-size random SD1.5 checkpoint in the host's checkpoints folder."""
     return stand_ins.sd15_checkpoint(host, SD15_FILE)

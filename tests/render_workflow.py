@@ -29,7 +29,8 @@ log = logging.getLogger("render")
 
 
 def _workflow_api():
-    return comfy_host.start().pack.pipeline.workflow_api  # the pack as the host imported it
+    import importlib  # the pack as the host imported it (its engine modules are not loaded with the nodes)
+    return importlib.import_module(comfy_host.start().pack.__name__ + ".pipeline.workflow_api")
 
 
 def _stand_in_for(class_type, input_name):

@@ -20,17 +20,17 @@ def test_there_are_workflows():
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_workflow_fits_the_host(host, path):
+def test_workflow_fits_the_host(host, workflow_api, path):
     stand_ins = make_input_stand_ins(host, load(path), frames=2, size=16)  # a Load Video's file must be listed
     try:
-        assert host.pack.pipeline.workflow_api.check_workflow(load(path)) == []
+        assert workflow_api.check_workflow(load(path)) == []
     finally:
         for stand_in in stand_ins:  # renders below make their own, at their size
             stand_in.unlink()
 
 
-def test_t2v_converts_to_the_expected_prompt(host):
-    prompt = host.pack.pipeline.workflow_api.to_api(load(T2V))
+def test_t2v_converts_to_the_expected_prompt(host, workflow_api):
+    prompt = workflow_api.to_api(load(T2V))
     by_type = {node["class_type"]: (node_id, node["inputs"]) for node_id, node in prompt.items()}
     assert len(by_type) == len(prompt) - 1  # all types distinct but the two prompts
     ckpt, _ = by_type["CheckpointLoaderSimple"]
@@ -55,7 +55,7 @@ def test_t2v_converts_to_the_expected_prompt(host):
                     "loop_count": 0, "pingpong": False, "quality": 90}
 
 
-def test_frontend_only_nodes_converted_widgets_and_modes(host):
+def test_frontend_only_nodes_converted_widgets_and_modes(host, workflow_api):
     """Reroutes are followed, a PrimitiveNode's value is sent as a constant, a converted widget keeps
     its slot in widgets_values, notes and muted nodes are left out, a bypassed node is refused."""
     wf = load(T2V)
@@ -76,18 +76,18 @@ def test_frontend_only_nodes_converted_widgets_and_modes(host):
     sampler["inputs"].append({"name": "steps", "type": "INT", "link": 32, "widget": {"name": "steps"}})
     latent["inputs"].append({"name": "width", "type": "INT", "link": None, "widget": {"name": "width"}})
     wf["links"].remove(origin)
-    prompt = host.pack.pipeline.workflow_api.to_api(wf)
-    assert host.pack.pipeline.workflow_api.check_workflow(wf) == []
+    prompt = workflow_api.to_api(wf)
+    assert workflow_api.check_workflow(wf) == []
     assert set(prompt) == {str(n["id"]) for n in wf["nodes"] if n["id"] < 20}
     inputs = prompt[str(sampler["id"])]["inputs"]
     assert inputs["model"] == [str(origin[1]), origin[2]] and inputs["steps"] == 7 and inputs["cfg"] == 1.5
     assert prompt[str(latent["id"])]["inputs"]["width"] == 512
     wf["nodes"][-1]["mode"] = 4
-    with pytest.raises(host.pack.pipeline.workflow_api.WorkflowError, match="bypassed"):
-        host.pack.pipeline.workflow_api.to_api(wf)
+    with pytest.raises(workflow_api.WorkflowError, match="bypassed"):
+        workflow_api.to_api(wf)
 
 
-def test_check_workflow_reports_what_would_fail(host):
+def test_check_workflow_reports_what_would_fail(host, workflow_api):
     wf = load(T2V)
     values = {n["type"]: n["widgets_values"] for n in wf["nodes"]}
     values["ALCM_Sampler"][5] = "no_such_mode"
@@ -96,7 +96,7 @@ def test_check_workflow_reports_what_would_fail(host):
     values["ALCM_LoadMotionModule"][0] = "mine.ckpt"  # fine: a stand-in or the user's file
     wf["links"][0][5] = "CLIP"  # the model link claims another type
     wf["nodes"].append({"id": 30, "type": "NoSuchNode", "mode": 0, "inputs": [], "outputs": []})
-    problems = "\n".join(host.pack.pipeline.workflow_api.check_workflow(wf))
+    problems = "\n".join(workflow_api.check_workflow(wf))
     for expected in ("'no_such_mode' is not one of", "denoise: 1.5 is outside", "'not a model' is not a model file",
                      "link 1 ", "NoSuchNode"):
         assert expected in problems
