@@ -2,8 +2,8 @@
 
 - Object patches (ModelPatcher.add_object_patch) swap each affected UNet block for a copy that
   holds the same layers plus the motion layer; ComfyUI swaps the originals back when it unpatches,
-  so the image model is never changed. The copy keeps the original child names, so weight patches
-  (LoRAs) addressed to the block's own layers still find them.
+  so the image model is never changed. The copy keeps the original children under their original
+  names and positions, so weight patches (LoRAs) and code that indexes a block still find them.
 - A UNet function wrapper (set_model_unet_function_wrapper) tells the layers, per call, how many
   videos (cond/uncond chunks) the batch holds, and refuses frame counts the module cannot take.
 
@@ -17,6 +17,7 @@ from collections import OrderedDict
 
 import comfy.utils
 from comfy.ldm.modules.attention import SpatialTransformer
+from comfy.ldm.modules.diffusionmodules.openaimodel import TimestepEmbedSequential
 
 from .errors import FrameCountError, MotionModuleError
 from .video_batch import video_layout
@@ -35,15 +36,33 @@ def unet_block_path(position):
     raise MotionModuleError(f"unknown motion-module position {position}")
 
 
+class AnimatedBlock(TimestepEmbedSequential):
+    """A copy of a UNet block that runs extra layers (the motion layer) right after its attention.
+
+    Its own children keep their names and positions ("0", "1", "2"...), so weight patches and any
+    code that indexes the block find what they expect; the extra layers are children too (moved,
+    counted and saved with the model) but named, and appended last. ComfyUI runs a block by
+    iterating over it (forward_timestep_embed), so iteration gives the order the layers run in.
+    """
+
+    def __init__(self, block, extra_layers):
+        super().__init__(OrderedDict(block._modules.items()))
+        children = list(block._modules.values())
+        attention = [i for i, child in enumerate(children) if isinstance(child, SpatialTransformer)]
+        insert_at = (attention[-1] if attention else 0) + 1
+        for name, layer in extra_layers.items():
+            self.add_module(name, layer)
+        run_order = children[:insert_at] + list(extra_layers.values()) + children[insert_at:]
+        object.__setattr__(self, "_run_order", run_order)  # a plain list: not a second registration
+        object.__setattr__(self, MARK, block)
+
+    def __iter__(self):
+        return iter(self._run_order)
+
+
 def block_with_motion_layer(block, layer):
-    """A copy of `block` running `layer` right after its attention (or after its resnet if it has none)."""
-    block = getattr(block, MARK, block)
-    children = list(block._modules.items())
-    attention = [i for i, (_, child) in enumerate(children) if isinstance(child, SpatialTransformer)]
-    insert_at = (attention[-1] if attention else 0) + 1
-    copy = type(block)(OrderedDict(children[:insert_at] + [(MOTION_CHILD, layer)] + children[insert_at:]))
-    object.__setattr__(copy, MARK, block)  # a plain attribute: as a child module it would run
-    return copy
+    """A copy of `block` (the original, if `block` is already a copy) with `layer` after its attention."""
+    return AnimatedBlock(getattr(block, MARK, block), {MOTION_CHILD: layer})
 
 
 class MotionWrapper:

@@ -71,6 +71,9 @@ def test_layers_sit_where_unet3d_puts_them(pack, tiny_model, tmp_path):
     # the module's own layer for each position, and the block's own layers kept under their names
     assert unet.output_blocks[5].motion_module.temporal_transformer.proj_in.weight.shape == (128, 128)
     assert isinstance(unet.output_blocks[5]._modules["2"], Upsample)
+    # numbered children stay where other code looks for them (indexing, len), the motion layer is named, last
+    assert list(unet.output_blocks[5]._modules) == ["0", "1", "2", "motion_module"]
+    assert isinstance(unet.output_blocks[5][2], Upsample) and isinstance(unet.input_blocks[4][1], SpatialTransformer)
     assert isinstance(unet.middle_block._modules["2"], ResBlock) and isinstance(unet.middle_block._modules["1"], SpatialTransformer)
     assert sum(isinstance(m, motion) for m in unet.modules()) == 21
 
