@@ -7,10 +7,14 @@ re-uses the initial noise's generator state for its first re-noise).
 """
 import torch
 
+SEED_RANGE = 2 ** 64  # ComfyUI's seed widgets and torch.Generator.manual_seed both take 0 .. 2**64 - 1
+
 
 def step_noise_sampler(x, seed=0):
     """Gaussian noise shaped like `x`, drawn in float32 on the CPU so every device gives the same video."""
-    generator = torch.Generator().manual_seed(seed + 1)
+    # seed + 1 wraps to 0 at the widget's maximum (2**64 - 1), which torch's manual_seed cannot take;
+    # every other seed keeps its noise.
+    generator = torch.Generator().manual_seed((seed + 1) % SEED_RANGE)
 
     def noise_sampler(sigma, sigma_next):
         return torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x)

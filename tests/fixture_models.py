@@ -55,3 +55,28 @@ def core_t2i_prompt(checkpoint, seed, frames=4, size=64, cfg=1.5):
         "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
         "7": {"class_type": "PreviewImage", "inputs": {"images": ["6", 0]}},
     }
+
+
+# An SD1.5 checkpoint ComfyUI's own loader detects as SD1.5 (model_channels 320, text width 768),
+# but with 320 channels on every level instead of 320/640/1280/1280 (a quarter of the UNet) and
+# no VAE weights (the loader builds an untrained VAE): loads in seconds, for graphs run through
+# the executor by the quick tests. Its CLIP-L weights are real-shaped random ones.
+NARROW_CHANNELS = (320, 320, 320, 320)
+NARROW_CHECKPOINT = "sd15_narrow_random_v1.safetensors"
+
+
+def write_narrow_sd15_checkpoint(path, seed=0):
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from fixture_sd15 import clip_shapes
+    generator = torch.Generator().manual_seed(seed)
+    shapes = {**unet_shapes(ch=NARROW_CHANNELS), **clip_shapes()}
+    tensors = {k: random_tensor(k, shape, generator, torch.float16) for k, shape in shapes.items()}
+    tensors["cond_stage_model.transformer.text_model.embeddings.position_ids"] = torch.arange(77).unsqueeze(0)
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")  # written whole, then renamed
+    save_file(tensors, str(partial), metadata={"format": "pt"})
+    partial.replace(path)
+    return path

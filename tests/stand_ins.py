@@ -36,6 +36,16 @@ def sd15_checkpoint(host, name=SD15_FILE):
     return _link(cached, host.models_dir("checkpoints"), name)
 
 
+def narrow_sd15_checkpoint(host, name="sd15_narrow.safetensors"):
+    """The narrow SD1.5 checkpoint of fixture_models (450 MB, loads in seconds) in checkpoints as `name`."""
+    from fixture_models import NARROW_CHECKPOINT, write_narrow_sd15_checkpoint
+    cached = CACHE_DIR / NARROW_CHECKPOINT
+    if not cached.exists():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        write_narrow_sd15_checkpoint(cached)
+    return _link(cached, host.models_dir("checkpoints"), name)
+
+
 def motion_module(host, name):
     """A full-size random AnimateLCM t2v motion module (about 900 MB fp16) in animatediff_models as `name`.
 
