@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import comfy.lora
 
 from .errors import LoRAMatchError
-from .formats import describe, lora_modules, module_of, normalise
+from .formats import SDXL_TEXT_WIDTH, describe, lora_modules, module_of, normalise, sdxl_signs
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def apply_lora(model, clip, lora, name, strength_model, strength_clip, layer_sca
     """(model clone, clip clone, LoRAReport). `layer_scale(module info)`, when given, multiplies
     strength_model per layer (ComfyUI's own add_patches then applies its alpha/rank on top)."""
     lora = normalise(lora)
+    _refuse_other_family(lora, name, model)
     modules = lora_modules(lora)
     patches, key_map = _patches(model, clip, lora, modules)
     new_model = model.clone() if model is not None else None
@@ -84,6 +85,16 @@ def apply_lora(model, clip, lora, name, strength_model, strength_clip, layer_sca
         raise LoRAMatchError(f"'{name}' patched nothing: it is {describe(lora)}.")
     log.info("%s", report)
     return new_model, new_clip, report
+
+
+def _refuse_other_family(lora, name, model):
+    """An SDXL LoRA is refused whole, before anything is patched: half of it would fit by chance."""
+    signs = sdxl_signs(lora)
+    text_width = model.model.model_config.unet_config.get("context_dim") if model is not None else None
+    if signs and text_width != SDXL_TEXT_WIDTH:
+        raise LoRAMatchError(f"'{name}' is an SDXL LoRA ({'; '.join(signs)}), and this MODEL is SD1.5: a part "
+                             "of it would fit by chance and the rest be lost. Pick an SD1.5 LoRA (the file's "
+                             "page says which base model it was trained on).")
 
 
 def animatelcm_layer_scale(module):

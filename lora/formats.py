@@ -45,6 +45,28 @@ def normalise(state_dict):
     return out
 
 
+SDXL_TEXT_WIDTH = 2048  # SDXL's cross-attention reads CLIP-L and OpenCLIP bigG features joined (768 + 1280)
+_SECOND_TRANSFORMER = re.compile(r"transformer_blocks[._]([1-9]\d*)[._]")
+
+
+def sdxl_signs(state_dict):
+    """What marks a (normalised) LoRA file as made for SDXL, in words; empty for any other file.
+
+    Some layers of an SDXL LoRA fit SD1.5 by chance (`lora_te1_*` is CLIP-L in both, and some
+    UNet widths agree), so the file is recognised by what it is, not by what fails to match.
+    """
+    keys = list(state_dict)
+    signs = []
+    if any(k.startswith(("lora_te2_", "text_encoder_2.")) for k in keys):
+        signs.append("weights for SDXL's second text encoder (lora_te2_*)")
+    if any("attn2" in k and ("to_k" in k or "to_v" in k) and v.ndim == 2 and v.shape[-1] == SDXL_TEXT_WIDTH
+           for k, v in state_dict.items()):
+        signs.append(f"{SDXL_TEXT_WIDTH}-wide cross-attention (SD1.5's is 768)")
+    if any(_SECOND_TRANSFORMER.search(k) for k in keys):
+        signs.append("attention blocks several transformer layers deep, the SDXL UNet layout (SD1.5 has one)")
+    return signs
+
+
 def describe(state_dict):
     """What a file that patched nothing in an SD1.5 model appears to be."""
     keys = list(state_dict)
@@ -53,8 +75,4 @@ def describe(state_dict):
     if any("motion_modules" in k for k in keys):
         return ("an AnimateDiff motion LoRA (it patches motion-module layers, which style LoRAs never touch); "
                 "it belongs in models/animatediff_motion_lora")
-    if any(k.startswith(("lora_te2_", "lora_te1_")) or "text_encoder_2" in k for k in keys) or any(
-            "attn2" in k and ("to_k" in k or "to_v" in k) and v.ndim == 2 and v.shape[-1] == 2048
-            for k, v in state_dict.items()):
-        return "an SDXL LoRA (this model is SD1.5): pick an SD1.5 LoRA"
     return "a LoRA for another model family: none of its layers exist in this SD1.5 model"
