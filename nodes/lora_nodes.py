@@ -2,27 +2,18 @@
 import folder_paths
 
 from ..lora.apply import animatelcm_layer_scale, apply_lora
-from ..lora.errors import LoRAMatchError
-from ..weights.errors import WeightFileError
 from ..weights.files import read_state_dict
 from ..weights.model_folders import full_path
+from .inputs import require_finite
 
 STACK_SIZE = 5
 NONE = "None"
 
 
-def _load(node, name):
-    try:
-        return read_state_dict(full_path("loras", name))
-    except WeightFileError as error:
-        raise ValueError(f"{node}: {error}") from error
-
-
-def _apply(node, model, clip, name, strength_model, strength_clip, layer_scale=None):
-    try:
-        return apply_lora(model, clip, _load(node, name), name, strength_model, strength_clip, layer_scale)
-    except LoRAMatchError as error:
-        raise ValueError(f"{node}: {error}") from error
+def _apply(model, clip, name, strength_model, strength_clip, layer_scale=None):
+    # the engine's errors (WeightFileError, LoRAMatchError) name the file and the fix; ComfyUI names the node
+    lora = read_state_dict(full_path("loras", name))
+    return apply_lora(model, clip, lora, name, strength_model, strength_clip, layer_scale)
 
 
 class LoadStyleLoRA:
@@ -49,7 +40,8 @@ class LoadStyleLoRA:
     DESCRIPTION = "Applies a style LoRA (trained on your images) to the image layers and text encoder. Chain several."
 
     def load(self, model, clip, lora_name, strength_model, strength_clip):
-        model, clip, report = _apply("Load Style LoRA", model, clip, lora_name, strength_model, strength_clip)
+        require_finite("Load Style LoRA (AnimateLCM)", strength_model=strength_model, strength_clip=strength_clip)
+        model, clip, report = _apply(model, clip, lora_name, strength_model, strength_clip)
         return (model, clip, str(report))
 
 
@@ -72,12 +64,14 @@ class StyleLoRAStack:
     DESCRIPTION = f"Up to {STACK_SIZE} style LoRAs in one node, applied in order; None slots are skipped."
 
     def load(self, model, clip, **slots):
+        require_finite("Style LoRA Stack (AnimateLCM)",
+                       **{f"strength_{i}": slots[f"strength_{i}"] for i in range(1, STACK_SIZE + 1)})
         reports = []
         for i in range(1, STACK_SIZE + 1):
             name, strength = slots[f"lora_{i}"], slots[f"strength_{i}"]
             if name == NONE or strength == 0:
                 continue
-            model, clip, report = _apply("Style LoRA Stack", model, clip, name, strength, strength)
+            model, clip, report = _apply(model, clip, name, strength, strength)
             reports.append(str(report))
         return (model, clip, "\n".join(reports) or "no LoRA applied")
 
@@ -106,7 +100,8 @@ class LoadAnimateLCMLoRA:
     DESCRIPTION = "Applies AnimateLCM's spatial LCM LoRA at the official strength, so a personalized model samples in 4 steps."
 
     def load(self, model, lora_name, strength):
-        model, _, report = _apply("Load AnimateLCM LoRA", model, None, lora_name, strength, 0.0, animatelcm_layer_scale)
+        require_finite("Load AnimateLCM Spatial LoRA", strength=strength)
+        model, _, report = _apply(model, None, lora_name, strength, 0.0, animatelcm_layer_scale)
         return (model, str(report))
 
 

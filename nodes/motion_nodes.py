@@ -3,11 +3,10 @@ import logging
 
 import folder_paths
 
-from ..motion.errors import MotionModuleError
 from ..motion.injection import animate
 from ..motion.motion_module import load_motion_module
-from ..weights.errors import WeightFileError
 from ..weights.model_folders import MOTION_MODULES, full_path
+from .inputs import require_finite
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +28,7 @@ class LoadMotionModule:
     DESCRIPTION = "Loads an AnimateLCM or AnimateDiff SD1.5 motion module and recognises its kind and frame limit."
 
     def load(self, motion_module_name):
-        path = full_path(MOTION_MODULES, motion_module_name)
-        try:
-            module = load_motion_module(path)
-        except (WeightFileError, MotionModuleError) as error:
-            raise ValueError(f"Load Motion Module: {error}") from error
+        module = load_motion_module(full_path(MOTION_MODULES, motion_module_name))
         log.info("motion module %s: %s, up to %d frames", module.name, module.format.family, module.max_frames)
         return (module,)
 
@@ -58,12 +53,10 @@ class ApplyMotionModule:
                    "as the frames of one video.")
 
     def apply(self, model, motion_module, strength):
+        require_finite("Apply Motion Module (AnimateLCM)", strength=strength)
         if strength == 0:
             return (model.clone(),)
-        try:
-            return (animate(model, motion_module, strength),)
-        except MotionModuleError as error:
-            raise ValueError(f"Apply Motion Module: {error}") from error
+        return (animate(model, motion_module, strength),)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -1,6 +1,7 @@
 """Sampler nodes: the all-in-one AnimateLCM sampler, and the parts for SamplerCustom users."""
 from ..samplers.schedule import AnimateLCMSampling, animatelcm_sampling_of, patch_model
 from ..samplers.video_sampling import MODES, animatelcm_sampler, sample_video
+from .inputs import require_finite
 
 MODE_TOOLTIP = ("text-to-video: the official schedule of AnimateLCM t2v (100 original steps). image-to-video: "
                 "AnimateLCM-I2V's (200 original steps, beta_end 0.014).")
@@ -36,6 +37,7 @@ class AnimateLCMSampler:
     DESCRIPTION = "Samples a video in 4 steps with AnimateLCM's official schedule and consistency sampler."
 
     def sample(self, model, positive, negative, latent_image, seed, steps, cfg, denoise, mode="text-to-video"):
+        require_finite("AnimateLCM Sampler", cfg=cfg, denoise=denoise)
         return (sample_video(model, positive, negative, latent_image, seed, steps, cfg, denoise, mode),)
 
 
@@ -87,9 +89,10 @@ class AnimateLCMScheduler:
     DESCRIPTION = "The official AnimateLCM timesteps for N steps (4 steps: 999, 749, 499, 249) as SIGMAS."
 
     def get_sigmas(self, model, steps, denoise):
+        require_finite("AnimateLCM Scheduler", denoise=denoise)
         sampling = animatelcm_sampling_of(model)
         if sampling is None:
-            raise ValueError("AnimateLCM Scheduler: this MODEL does not sample with AnimateLCM's schedule. Put "
+            raise ValueError("This MODEL does not sample with AnimateLCM's schedule. Put "
                              "'AnimateLCM Model Sampling' between the model and SamplerCustom, or use the all-in-one "
                              "'AnimateLCM Sampler'.")
         return (sampling.sigmas_for(steps, denoise),)

@@ -9,6 +9,7 @@ from comfy.cli_args import args
 from ..video.decode import VIDEO_EXTENSIONS, VideoFileError, load_video
 from ..video.encode import FORMATS, OutputPathError, check_prefix, save_video
 from ..video.image_containers import VideoFormatError
+from .inputs import require_finite
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class SaveVideo:
 
     def save(self, images, filename_prefix, format, frame_rate, loop_count, pingpong, quality, prompt=None,
              extra_pnginfo=None):
+        require_finite("Save Video (AnimateLCM)", frame_rate=frame_rate)
         output_dir = folder_paths.get_output_directory()
         try:
             check_prefix(filename_prefix, output_dir)

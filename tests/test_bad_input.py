@@ -4,6 +4,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+import comfy_host
 import stand_ins
 from comfy_host import PromptFailed, PromptInvalid
 from fixture_lora import kohya_lora, sdxl_kohya_lora
@@ -122,3 +123,159 @@ def test_sdxl_fixture_has_the_kohya_sdxl_layout():
     assert "lora_unet_output_blocks_0_1_proj_in" in keys and "lora_unet_output_blocks_6_1_proj_in" not in keys
     assert "lora_te1_text_model_encoder_layers_11_mlp_fc1" in keys and "lora_te2_text_model_encoder_layers_31_self_attn_q_proj" in keys
     assert sdxl_kohya_lora()["lora_unet_input_blocks_7_1_transformer_blocks_0_attn2_to_v.lora_down.weight"].shape == (4, 2048)
+
+
+# --- 4. non-finite numbers, on every FLOAT input of every node of the pack -----------------------------
+# Generic: the inputs are read from each node's INPUT_TYPES, so a node added later is swept too. Its
+# other inputs get their defaults, or a link from a node that makes that type: a core node for
+# ComfyUI's own types, else any pack node that returns it (built the same way).
+
+CORE_PROVIDERS = {  # type: (class_type, inputs, output index); "MODEL"/"CLIP" values are links made on demand
+    "MODEL": ("CheckpointLoaderSimple", {"ckpt_name": None}, 0),
+    "CLIP": ("CheckpointLoaderSimple", {"ckpt_name": None}, 1),
+    "VAE": ("CheckpointLoaderSimple", {"ckpt_name": None}, 2),
+    "CONDITIONING": ("CLIPTextEncode", {"text": "a red fox running", "clip": "CLIP"}, 0),
+    "LATENT": ("EmptyLatentImage", {"width": 64, "height": 64, "batch_size": 2}, 0),
+    "IMAGE": ("EmptyImage", {"width": 64, "height": 64, "batch_size": 2, "color": 0}, 0),
+    "MASK": ("SolidMask", {"value": 1.0, "width": 64, "height": 64}, 0),
+    "SAMPLER": ("KSamplerSelect", {"sampler_name": "euler"}, 0),
+    "SIGMAS": ("BasicScheduler", {"model": "MODEL", "scheduler": "normal", "steps": 4, "denoise": 1.0}, 0),
+}
+SWEEP_FILE_PREFIX = "sweep_"  # files the sweep puts in model folders; combos pick them first
+
+
+def pack_node_classes():
+    return dict(comfy_host.start().pack.NODE_CLASS_MAPPINGS)
+
+
+def float_inputs():
+    """(class_type, input name) for every FLOAT input (required or optional) of every pack node."""
+    found = []
+    for class_type, cls in sorted(pack_node_classes().items()):
+        spec = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for name, (kind, *options) in spec.get(section, {}).items():
+                if kind == "FLOAT":
+                    found.append((class_type, name))
+    return found
+
+
+def widget_value(kind, options):
+    if isinstance(kind, list) or kind == "COMBO":
+        choices = kind if isinstance(kind, list) else options.get("options", [])
+        ours = [c for c in choices if str(c).startswith(SWEEP_FILE_PREFIX)]
+        if ours:
+            return ours[0]
+        if options.get("default") in choices:
+            return options["default"]
+        assert choices, "a list input with no choices: the sweep must put a file where it lists from"
+        return choices[0]
+    if kind in ("INT", "FLOAT"):
+        return options.get("default", options.get("min", 0))
+    if kind == "STRING":
+        return options.get("default", "")
+    if kind == "BOOLEAN":
+        return options.get("default", False)
+    return None  # a linked type
+
+
+class SweepGraph:
+    def __init__(self, checkpoint):
+        self.checkpoint, self.prompt, self.made = checkpoint, {}, {}
+
+    def add(self, class_type, inputs):
+        # named by class: the same provider keeps its id from graph to graph, so the executor's cache
+        # keeps its output (the checkpoint is loaded once for the whole sweep)
+        node_id = class_type
+        self.prompt[node_id] = {"class_type": class_type, "inputs": inputs}
+        return node_id
+
+    def link(self, kind, depth=0):
+        """A link to an output of type `kind`, made by a core node or a pack node."""
+        if kind in self.made:
+            return self.made[kind]
+        if kind in CORE_PROVIDERS:
+            class_type, inputs, index = CORE_PROVIDERS[kind]
+            inputs = {k: (self.checkpoint if k == "ckpt_name" else self.link(v) if v in CORE_PROVIDERS else v)
+                      for k, v in inputs.items()}
+            self.made[kind] = [self.add(class_type, inputs), index]
+            return self.made[kind]
+        makers = [(c, cls) for c, cls in sorted(pack_node_classes().items()) if kind in cls.RETURN_TYPES]
+        if not makers or depth > 3:
+            pytest.fail(f"the sweep cannot make a {kind} input: add a provider for it to CORE_PROVIDERS")
+        class_type, cls = makers[0]
+        node_id = self.add(class_type, self.inputs_of(cls, depth + 1))
+        self.made[kind] = [node_id, list(cls.RETURN_TYPES).index(kind)]
+        return self.made[kind]
+
+    def inputs_of(self, cls, depth=0, bad=None):
+        inputs = {}
+        for name, (kind, *rest) in cls.INPUT_TYPES().get("required", {}).items():
+            options = rest[0] if rest else {}
+            value = widget_value(kind, options)
+            inputs[name] = self.link(kind, depth) if value is None else value
+        if bad:  # the input under test, required or optional
+            inputs[bad[0]] = bad[1]
+        return inputs
+
+
+@pytest.fixture(scope="module")
+def sweep_files(host):
+    """An SD1.5 LoRA and a motion module in their folders, for the list inputs of the swept nodes."""
+    from fixture_motion import motion_state_dict, save_safetensors
+    write_lora(host, SWEEP_FILE_PREFIX + "style_lora.safetensors", kohya_lora(rank=4, channels=(320, 320, 320)))
+    save_safetensors(motion_state_dict("animatelcm_t2v", (32, 64, 128, 128)),
+                     host.models_dir("animatediff_models") / (SWEEP_FILE_PREFIX + "motion_module.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def sweep_executor(host):
+    """One executor for the whole sweep: its cache keeps the checkpoint loaded between graphs."""
+    return host.executor()
+
+
+def test_the_sweep_covers_every_float_input_of_the_pack():
+    swept = set(float_inputs())
+    assert {("ALCM_Sampler", "cfg"), ("ALCM_Sampler", "denoise"), ("ALCM_ApplyMotionModule", "strength"),
+            ("ALCM_StyleLoRAStack", "strength_5"), ("ALCM_SaveVideo", "frame_rate")} <= swept
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "+inf", "-inf"])
+@pytest.mark.parametrize("class_type,name", float_inputs())
+def test_every_float_input_refuses_non_finite_numbers(host, checkpoint, sweep_files, sweep_executor, class_type,
+                                                     name, value):
+    cls = pack_node_classes()[class_type]
+    graph = SweepGraph(checkpoint)
+    graph.prompt["under_test"] = {"class_type": class_type, "inputs": graph.inputs_of(cls, bad=(name, value))}
+    try:
+        host.run(graph.prompt, want=list(graph.prompt), executor=sweep_executor)
+    except PromptInvalid as invalid:  # ComfyUI's own min/max check caught it (±inf beyond a bound): it names the input
+        assert value != value or "'nan'" not in str(invalid)
+        assert f"'{name}'" in str(invalid) or f"details': '{name}" in str(invalid), str(invalid)
+        return
+    except PromptFailed as failed:
+        display = comfy_host.start().pack.NODE_DISPLAY_NAME_MAPPINGS[class_type]
+        assert failed.node_type == class_type, f"another node failed first: {failed}"
+        assert f"'{name}' is {value}" in failed.message and "finite" in failed.message, failed.message
+        assert failed.message.startswith(display), failed.message  # the node's name as the user sees it
+        return
+    pytest.fail(f"{class_type}.{name} = {value} ran without an error")
+
+
+# --- issue 12: the engine's own error reaches the user, not a hand-made re-wrap --------------------------
+# ComfyUI reports a failing node itself (execution.py: node id, class type, exception type and message),
+# so a node lets the engine's specific error through: its message names the file and the fix.
+
+def test_engine_errors_reach_the_user_unwrapped(host, checkpoint):
+    (host.models_dir("loras") / "truncated_style.safetensors").write_bytes(b"\x00" * 64)
+    (host.models_dir("animatediff_models") / "truncated_motion.ckpt").write_bytes(b"PK\x03\x04" + b"\x00" * 60)
+    graph = lora_graph(checkpoint, "ALCM_LoadStyleLoRA", "truncated_style.safetensors")
+    with pytest.raises(PromptFailed) as failed:
+        host.run(graph, want=list(graph))
+    assert failed.value.node_type == "ALCM_LoadStyleLoRA" and failed.value.exception_type.endswith("WeightFileError")
+    assert failed.value.message.startswith("'truncated_style.safetensors' is not a readable safetensors file")
+    motion = {"1": {"class_type": "ALCM_LoadMotionModule", "inputs": {"motion_module_name": "truncated_motion.ckpt"}}}
+    with pytest.raises(PromptFailed) as failed:
+        host.run(motion, want=["1"])
+    assert failed.value.exception_type.endswith("WeightFileError")
+    assert failed.value.message.startswith("'truncated_motion.ckpt' is corrupt or truncated")
