@@ -91,6 +91,10 @@ def normalise(state_dict, name, diffusers_config=None):
         frames = int(diffusers_config.get("motion_max_seq_length", 32))
     else:
         frames = ANIMATELCM_FRAMES
+    if frames < 1:
+        where = f"its {pe_keys[0]} has shape {list(motion[pe_keys[0]].shape)}" if pe_keys else \
+            "its config.json sets motion_max_seq_length to 0"
+        raise MotionModuleError(f"'{name}' covers 0 frames ({where}): the file is damaged. Download it again.")
     if from_diffusers:
         family = "AnimateDiff (diffusers MotionAdapter)"
     elif frames == ANIMATELCM_FRAMES:

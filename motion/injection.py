@@ -84,18 +84,37 @@ class MotionWrapper:
             return apply_model(args["input"], args["timestep"], **args["c"])
 
 
+def _block_width(position, level_channels):
+    """Channels of the UNet block a position's layer runs in (diffusers' up blocks count from the bottom)."""
+    kind, level = position.split(".")[:2] if not position.startswith("mid_block") else ("mid_block", None)
+    if kind == "down_blocks":
+        return level_channels[int(level)]
+    if kind == "up_blocks":
+        return level_channels[len(level_channels) - 1 - int(level)]
+    return level_channels[-1]
+
+
 def check_compatible(model, motion_module):
-    """Refuse a module whose layers do not fit this UNet (SD1.5 module on SDXL, and the like)."""
+    """Refuse a module whose layers do not fit this UNet, position by position (an SD1.5 module on
+    SDXL, or a file whose layer widths sit in the wrong places), before anything runs."""
     config = model.model.model_config
     unet = config.unet_config
     family = type(config).__name__
     channels = [unet["model_channels"] * m for m in unet["channel_mult"]]
-    wanted = sorted(set(motion_module.positions().values()))
-    if unet.get("context_dim") != 768 or len(channels) != 4 or sorted(set(channels)) != wanted:
+    name = motion_module.name
+    if unet.get("context_dim") != 768 or len(channels) != 4:
         raise MotionModuleError(
-            f"'{motion_module.name}' is an SD1.5 motion module (layers of {'/'.join(map(str, wanted))} "
-            f"channels); this MODEL is {family} (UNet levels of {'/'.join(map(str, channels))} channels, text "
-            f"width {unet.get('context_dim')}). Load an SD1.5 checkpoint, or pick a motion module made for {family}.")
+            f"'{name}' is a motion module for SD1.5 models; this MODEL is {family} (UNet levels of "
+            f"{'/'.join(map(str, channels))} channels, text width {unet.get('context_dim')}). Load an SD1.5 "
+            "checkpoint and apply the motion module to its MODEL.")
+    misfits = [f"{position} is {width} wide where this UNet's block is {_block_width(position, channels)}"
+               for position, width in motion_module.positions().items() if width != _block_width(position, channels)]
+    if misfits:
+        more = f" (and {len(misfits) - 3} more)" if len(misfits) > 3 else ""
+        raise MotionModuleError(
+            f"'{name}' does not fit this SD1.5 MODEL: {'; '.join(misfits[:3])}{more}. The file is damaged or "
+            "was converted with its layers in the wrong places: download it again, or pick another SD1.5 "
+            "motion module.")
 
 
 def animate(model, motion_module, strength=1.0):

@@ -37,13 +37,38 @@ class MotionModule:
             try:
                 layer.load_state_dict(weights, strict=True, assign=True)
             except RuntimeError as error:
+                # torch puts the detail (which tensor, which shapes) on the lines after its first
+                lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+                detail = " ".join(lines[1:]) or lines[0]
                 raise MotionModuleError(f"'{self.name}' is incomplete or not an AnimateDiff-style module at "
-                                        f"{position}: {str(error).splitlines()[0]}") from error
+                                        f"{position}: {detail} Download the file again.") from error
             layers[position] = layer.eval()
         return layers
 
     def __repr__(self):
         return f"MotionModule({self.name!r}, {self.format.family}, up to {self.max_frames} frames)"
+
+
+# An SD1.5 motion module has a layer after each of the 2 resnet pairs of the 4 down levels and each of
+# the 3 of the 4 up levels; the mid-block layer is optional (v1 and v3 have none).
+SD15_POSITIONS = ([f"down_blocks.{i}.motion_modules.{j}" for i in range(4) for j in range(2)]
+                  + [f"up_blocks.{i}.motion_modules.{j}" for i in range(4) for j in range(3)])
+MID_POSITION = "mid_block.motion_modules.0"
+
+
+def _check_positions(module):
+    positions = set(module.positions())
+    unknown = sorted(positions - set(SD15_POSITIONS) - {MID_POSITION})
+    if unknown:
+        raise MotionModuleError(f"'{module.name}' has layers at {', '.join(unknown[:3])}, where an SD1.5 UNet has "
+                                "no block: it is not an SD1.5 motion module. Pick an AnimateLCM or AnimateDiff "
+                                "SD1.5 module.")
+    missing = [p for p in SD15_POSITIONS if p not in positions]
+    if missing:
+        raise MotionModuleError(
+            f"'{module.name}' is incomplete: it has layers at {len(positions)} of the {len(SD15_POSITIONS)} "
+            f"positions every SD1.5 motion module fills (missing {', '.join(missing[:3])}"
+            f"{f' and {len(missing) - 3} more' if len(missing) > 3 else ''}). Download the file again.")
 
 
 def load_motion_module(path):
@@ -54,5 +79,6 @@ def load_motion_module(path):
     module = MotionModule(name, motion_format, weights, image_encoder)
     if not module.positions():
         raise MotionModuleError(f"'{name}' has motion_modules keys but no temporal transformer layers.")
+    _check_positions(module)
     module.build_layers(module.weights[next(iter(module.weights))].dtype)  # fail at load on an incomplete file
     return module

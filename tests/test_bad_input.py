@@ -279,3 +279,68 @@ def test_engine_errors_reach_the_user_unwrapped(host, checkpoint):
         host.run(motion, want=["1"])
     assert failed.value.exception_type.endswith("WeightFileError")
     assert failed.value.message.startswith("'truncated_motion.ckpt' is corrupt or truncated")
+
+
+# --- 5. motion-module files that are not what they seem -----------------------------------------------
+
+TINY = (32, 64, 128, 128)
+
+
+def load_motion_node(host, name):
+    """Load Motion Module through the executor: the module, or what ComfyUI reports."""
+    prompt = {"1": {"class_type": "ALCM_LoadMotionModule", "inputs": {"motion_module_name": name}}}
+    return host.run(prompt, want=["1"]).output("1")
+
+
+def write_motion(host, name, state_dict):
+    from fixture_motion import save_safetensors
+    save_safetensors(state_dict, host.models_dir("animatediff_models") / name)
+    return name
+
+
+def test_layer_widths_in_the_wrong_positions_are_refused_at_apply(host, pack):
+    """Same set of widths as the UNet, but the first two levels' layers swapped: refused before sampling."""
+    from fixture_motion import motion_state_dict
+    sd = motion_state_dict("animatelcm_t2v", TINY)
+    swapped = {}
+    for key, value in sd.items():
+        for a, b in (("down_blocks.0.", "down_blocks.1."), ("down_blocks.1.", "down_blocks.0.")):
+            if key.startswith(a):
+                key = b + key[len(a):]
+                break
+        swapped[key] = value
+    module = load_motion_node(host, write_motion(host, "swapped_levels.safetensors", swapped))
+    with pytest.raises(ValueError) as refused:
+        pack.nodes.motion_nodes.ApplyMotionModule().apply(tiny_sd15_model(), module, 1.0)
+    message = str(refused.value)
+    assert "'swapped_levels.safetensors' does not fit this SD1.5 MODEL" in message
+    assert "down_blocks.0.motion_modules.0 is 64 wide where this UNet's block is 32" in message
+    assert "download it again" in message
+
+
+def test_a_module_covering_zero_frames_is_refused_at_load(host):
+    from fixture_motion import motion_state_dict
+    sd = motion_state_dict("v2", TINY)
+    sd = {k: (v[:, :0] if k.endswith("pos_encoder.pe") else v) for k, v in sd.items()}
+    message = refusal(host, {"1": {"class_type": "ALCM_LoadMotionModule",
+                                   "inputs": {"motion_module_name": write_motion(host, "zero_frames.safetensors", sd)}}})
+    assert message.startswith("'zero_frames.safetensors' covers 0 frames") and "Download it again" in message
+
+
+def test_one_wrong_tensor_is_named_with_its_shapes(host):
+    from fixture_motion import motion_state_dict
+    sd = motion_state_dict("v2", TINY)
+    sd["up_blocks.1.motion_modules.2.temporal_transformer.proj_in.weight"] = torch.zeros(128, 64)
+    message = refusal(host, {"1": {"class_type": "ALCM_LoadMotionModule",
+                                   "inputs": {"motion_module_name": write_motion(host, "one_bad.safetensors", sd)}}})
+    assert "'one_bad.safetensors'" in message and "up_blocks.1.motion_modules.2" in message
+    assert "temporal_transformer.proj_in.weight" in message and "[128, 64]" in message and "[128, 128]" in message
+
+
+def test_a_module_with_only_some_positions_is_called_incomplete(host):
+    from fixture_motion import motion_state_dict
+    sd = {k: v for k, v in motion_state_dict("v2", TINY).items() if not k.startswith("up_blocks.")}
+    message = refusal(host, {"1": {"class_type": "ALCM_LoadMotionModule",
+                                   "inputs": {"motion_module_name": write_motion(host, "down_only.safetensors", sd)}}})
+    assert message.startswith("'down_only.safetensors' is incomplete: it has layers at 9 of the 20 positions")
+    assert "missing up_blocks.0.motion_modules.0" in message and "SD15" not in message

@@ -145,7 +145,7 @@ def test_layers_follow_the_unet_dtype(pack, tmp_path, host):
 
 def test_module_of_other_channels_is_refused_clearly(pack, tiny_model, tmp_path):
     module = tiny_module(pack, tmp_path, channels=(64, 128, 256, 256))
-    with pytest.raises(ValueError, match="SD1.5 motion module.*this MODEL is SD15"):
+    with pytest.raises(ValueError, match="does not fit this SD1.5 MODEL: down_blocks.0.motion_modules.0 is 64 wide"):
         pack.nodes.motion_nodes.ApplyMotionModule().apply(tiny_model, module, 1.0)
 
 
