@@ -12,6 +12,7 @@ down_blocks.i.motion_modules.j → input_blocks[1 + 3i + j], after the resnet/at
 up_blocks.i.motion_modules.j → output_blocks[3i + j], before the upsampler;
 mid_block.motion_modules.0 → middle_block, between the attention and the second resnet.
 """
+import logging
 import re
 from collections import OrderedDict
 
@@ -21,6 +22,8 @@ from comfy.ldm.modules.diffusionmodules.openaimodel import TimestepEmbedSequenti
 
 from .errors import FrameCountError, MotionModuleError
 from .video_batch import video_layout
+
+log = logging.getLogger(__name__)
 
 MARK = "_animatelcm_original_block"  # on our block copies: the block they were made from
 MOTION_CHILD = "motion_module"
@@ -117,16 +120,58 @@ def check_compatible(model, motion_module):
             "motion module.")
 
 
+def animatediff_evolved_marker(model):
+    """Where AnimateDiff-Evolved (ADE) keeps its motion model on this MODEL, or None.
+
+    ADE puts its motion model on the MODEL and injects it only while sampling, so its layers are not
+    in the UNet yet: ours would run beside them. Read from ADE's model_injection.py: before ComfyUI
+    had patcher extensions its ModelPatcherAndInjector carried `motion_models`; since then the motion
+    model patchers sit in `additional_models["ADE"]`.
+    """
+    if getattr(model, "motion_models", None) is not None:
+        return "motion_models"
+    additional = getattr(model, "additional_models", None)
+    if isinstance(additional, dict) and additional.get("ADE"):
+        return 'additional_models["ADE"]'
+    return None
+
+
+def _remove_previous_motion(animated, new_name):
+    """On a MODEL animated before by this pack: put the original blocks back and take off the old
+    wrapper, so the new module replaces the old one whole (its mid-block layer and frame limit too).
+    Returns the model wrapper to run inside the new one."""
+    inner = animated.model_options.get("model_function_wrapper")
+    previous = {path: getattr(block, MARK) for path, block in animated.object_patches.items() if hasattr(block, MARK)}
+    if not previous:
+        return inner
+    if not isinstance(inner, MotionWrapper):
+        raise MotionModuleError(
+            f"This MODEL already has a motion module, and a node after it replaced its model wrapper, so "
+            f"'{new_name}' cannot take the old module's place. Apply '{new_name}' to the MODEL from before "
+            "the first Apply Motion Module.")
+    for path, original in previous.items():
+        animated.add_object_patch(path, original)  # back to the image model's own block
+    log.info("motion module '%s' replaces '%s'", new_name, inner.module_name)
+    return inner.inner
+
+
 def animate(model, motion_module, strength=1.0):
-    """A clone of `model` (a ModelPatcher) with the motion module's layers in its UNet."""
+    """A clone of `model` (a ModelPatcher) with the motion module's layers in its UNet; a motion
+    module this pack applied before is replaced."""
+    marker = animatediff_evolved_marker(model)
+    if marker is not None:
+        raise MotionModuleError(
+            f"This MODEL already carries an AnimateDiff-Evolved motion model (in its {marker}); "
+            f"'{motion_module.name}' would run beside it. Connect Apply Motion Module to the MODEL from "
+            "before the AnimateDiff-Evolved node, or use one pack's motion module only.")
     check_compatible(model, motion_module)
     animated = model.clone()
+    inner = _remove_previous_motion(animated, motion_module.name)
     base = animated.model
     dtype = getattr(base, "manual_cast_dtype", None) or base.get_dtype()
     for position, layer in motion_module.build_layers(dtype).items():
         layer.strength = strength
         path = "diffusion_model." + unet_block_path(position)
         animated.add_object_patch(path, block_with_motion_layer(comfy.utils.get_attr(base, path), layer))
-    inner = animated.model_options.get("model_function_wrapper")
     animated.set_model_unet_function_wrapper(MotionWrapper(motion_module.name, motion_module.max_frames, inner))
     return animated

@@ -39,7 +39,9 @@ class MotionModule:
             except RuntimeError as error:
                 # torch puts the detail (which tensor, which shapes) on the lines after its first
                 lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-                detail = " ".join(lines[1:]) or lines[0]
+                detail = " ".join(lines[1:3]) or lines[0]
+                if len(lines) > 3:
+                    detail += f" (and {len(lines) - 3} more like it)"
                 raise MotionModuleError(f"'{self.name}' is incomplete or not an AnimateDiff-style module at "
                                         f"{position}: {detail} Download the file again.") from error
             layers[position] = layer.eval()

@@ -330,11 +330,12 @@ def test_a_module_covering_zero_frames_is_refused_at_load(host):
 def test_one_wrong_tensor_is_named_with_its_shapes(host):
     from fixture_motion import motion_state_dict
     sd = motion_state_dict("v2", TINY)
-    sd["up_blocks.1.motion_modules.2.temporal_transformer.proj_in.weight"] = torch.zeros(128, 64)
+    sd["up_blocks.1.motion_modules.2.temporal_transformer.transformer_blocks.0.attention_blocks.1.to_v.weight"] = \
+        torch.zeros(128, 64)
     message = refusal(host, {"1": {"class_type": "ALCM_LoadMotionModule",
                                    "inputs": {"motion_module_name": write_motion(host, "one_bad.safetensors", sd)}}})
     assert "'one_bad.safetensors'" in message and "up_blocks.1.motion_modules.2" in message
-    assert "temporal_transformer.proj_in.weight" in message and "[128, 64]" in message and "[128, 128]" in message
+    assert "attention_blocks.1.to_v.weight" in message and "[128, 64]" in message and "[128, 128]" in message
 
 
 def test_a_module_with_only_some_positions_is_called_incomplete(host):
@@ -344,3 +345,85 @@ def test_a_module_with_only_some_positions_is_called_incomplete(host):
                                    "inputs": {"motion_module_name": write_motion(host, "down_only.safetensors", sd)}}})
     assert message.startswith("'down_only.safetensors' is incomplete: it has layers at 9 of the 20 positions")
     assert "missing up_blocks.0.motion_modules.0" in message and "SD15" not in message
+
+
+# --- 3. a motion module applied to an already animated MODEL ---------------------------------------------
+
+def tiny_motion(host, family):
+    from fixture_motion import motion_state_dict
+    return load_motion_node(host, write_motion(host, f"tiny_{family}.safetensors", motion_state_dict(family, TINY)))
+
+
+def one_unet_call(model, frames):
+    """A UNet call as ComfyUI's sampler makes it: through the model wrapper, with the MODEL loaded."""
+    import comfy.model_management
+    comfy.model_management.load_models_gpu([model])
+    generator = torch.Generator().manual_seed(0)
+    x, context = torch.randn(frames, 4, 8, 8, generator=generator), torch.randn(frames, 77, 768, generator=generator)
+    args = {"input": x, "timestep": torch.full((frames,), 3.0), "cond_or_uncond": [0],
+            "c": {"c_crossattn": context, "transformer_options": {"cond_or_uncond": [0]}}}
+    with torch.inference_mode():
+        return model.model_options["model_function_wrapper"](model.model.apply_model, args)
+
+
+def motion_layers(pack, model):
+    import comfy.model_management
+    comfy.model_management.load_models_gpu([model])
+    unet = model.model.diffusion_model
+    return [name for name, m in unet.named_modules() if isinstance(m, pack.motion.temporal_layer.MotionLayer)]
+
+
+def test_a_second_motion_module_replaces_the_first_whole(host, pack):
+    import comfy.model_management
+    apply = pack.nodes.motion_nodes.ApplyMotionModule().apply
+    image_model = tiny_sd15_model()
+    animatelcm, v1 = tiny_motion(host, "animatelcm_t2v"), tiny_motion(host, "v1")  # 64 frames, mid block; 24, none
+    with torch.inference_mode():  # as the executor runs nodes
+        replaced = apply(apply(image_model, animatelcm, 1.0)[0], v1, 1.0)[0]
+        back = apply(apply(image_model, v1, 1.0)[0], animatelcm, 1.0)[0]
+        direct = apply(image_model, animatelcm, 1.0)[0]
+    try:
+        layers = motion_layers(pack, replaced)
+        assert len(layers) == 20 and not any(name.startswith("middle_block") for name in layers)
+        with pytest.raises(ValueError, match="25 frames asked for, but the motion module 'tiny_v1.safetensors' covers at most 24"):
+            one_unet_call(replaced, 25)
+        # and the other way round: the first module's 24-frame limit goes with it
+        assert len(motion_layers(pack, back)) == 21
+        assert one_unet_call(back, 30).shape[0] == 30
+        # replacing gives exactly what applying the second module to the image model gives
+        assert torch.equal(one_unet_call(back, 4), one_unet_call(direct, 4))
+    finally:
+        comfy.model_management.unload_all_models()
+
+
+class AnimateDiffEvolvedPatcher:
+    """The marks AnimateDiff-Evolved leaves on a MODEL (its model_injection.py): before ComfyUI's patcher
+    extensions, a ModelPatcher subclass carrying `motion_models`; since, `additional_models["ADE"]`."""
+
+    @staticmethod
+    def old(model):
+        import comfy.model_patcher
+
+        class ModelPatcherAndInjector(comfy.model_patcher.ModelPatcher):
+            pass
+        patched = model.clone()
+        patched.__class__ = ModelPatcherAndInjector
+        patched.motion_models = ["an ADE motion model"]
+        return patched
+
+    @staticmethod
+    def new(model):
+        patched = model.clone()
+        patched.set_additional_models("ADE", [tiny_sd15_model()])
+        return patched
+
+
+@pytest.mark.parametrize("version", ["old", "new"])
+def test_a_model_animated_by_animatediff_evolved_is_refused(host, pack, version):
+    model = tiny_sd15_model()
+    if version == "new" and not hasattr(model, "set_additional_models"):
+        pytest.skip("this ComfyUI predates patcher extensions, so AnimateDiff-Evolved marks MODELs the old way only")
+    ade_model = getattr(AnimateDiffEvolvedPatcher, version)(model)
+    with pytest.raises(ValueError, match="already carries an AnimateDiff-Evolved motion model.*'tiny_v2.safetensors' "
+                                         "would run beside it"), torch.inference_mode():
+        pack.nodes.motion_nodes.ApplyMotionModule().apply(ade_model, tiny_motion(host, "v2"), 1.0)
