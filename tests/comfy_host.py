@@ -119,6 +119,10 @@ class Host:
     # --- running graphs ----------------------------------------------------------------------
     def executor(self):
         import execution
+        if "cache_args" in inspect.signature(execution.PromptExecutor).parameters:
+            # ComfyUI 0.3.6x+ reads cache_args after every node; an LRU cache keeps outputs for Result.output
+            return execution.PromptExecutor(self.server, cache_type=execution.CacheType.LRU,
+                                            cache_args={"lru": 50, "ram": 16.0})
         return execution.PromptExecutor(self.server)
 
     def run(self, prompt, want=(), executor=None):
@@ -166,6 +170,7 @@ class Result:
             values = self.executor.outputs.get(node_id)
         if values is None:
             raise KeyError(f"node {node_id} did not run")
+        values = getattr(values, "outputs", values)  # ComfyUI 0.3.6x+ caches CacheEntry(ui, outputs)
         value = values[index]
         return value[0] if isinstance(value, list) and len(value) == 1 else value
 
