@@ -1,0 +1,94 @@
+"""ComfyUI's own server (its main.py, in a subprocess) with the pack in its custom_nodes, for the
+browser test: the same program a user starts, on loopback, with every folder in a temporary base.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import comfy_host
+
+START_TIMEOUT = 240  # seconds: importing ComfyUI and every built-in node takes ~20 s on a busy 2-core CPU
+
+
+class ServerDidNotStart(RuntimeError):
+    pass
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ComfyServer:
+    def __init__(self, comfyui_path, base_dir):
+        self.base = Path(base_dir)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        for folder in ("custom_nodes", "models", "input", "output", "temp", "user/default"):
+            (self.base / folder).mkdir(parents=True, exist_ok=True)
+        (self.base / "custom_nodes" / comfy_host.PACK_NAME).symlink_to(comfy_host.REPO, target_is_directory=True)
+        # a returning user: no first-run template browser over the graph
+        (self.base / "user" / "default" / "comfy.settings.json").write_text(json.dumps({"Comfy.TutorialCompleted": True}))
+        self.log_path = self.base / "server.log"
+        command = [sys.executable, str(Path(comfyui_path) / "main.py"), "--cpu", "--listen", "127.0.0.1",
+                   "--port", str(self.port), "--base-directory", str(self.base), "--disable-auto-launch",
+                   "--database-url", f"sqlite:///{self.base / 'user' / 'comfyui.db'}"]
+        self.process = subprocess.Popen(command, cwd=comfyui_path, stdout=open(self.log_path, "wb"),
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_until_ready()
+
+    def models_dir(self, folder):
+        """The server's model folder `folder` (what tests/stand_ins.py links stand-ins into)."""
+        path = self.base / "models" / folder
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def input_dir(self):
+        return self.base / "input"
+
+    @property
+    def output_dir(self):
+        return self.base / "output"
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return json.loads(response.read())
+
+    def post(self, path, body):
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.read()
+
+    def log_tail(self, lines=40):
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def _wait_until_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerDidNotStart(f"ComfyUI's main.py exited ({self.process.returncode}):\n{self.log_tail()}")
+            try:
+                self.get("/system_stats")
+                return
+            except OSError:
+                time.sleep(1)
+        self.stop()
+        raise ServerDidNotStart(f"ComfyUI's server did not answer within {START_TIMEOUT} s:\n{self.log_tail()}")
+
+    def stop(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()

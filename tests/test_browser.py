@@ -1,0 +1,221 @@
+"""The shipped workflows in the program users run: ComfyUI's own server (main.py) with the pack in
+custom_nodes and the frontend that ComfyUI pins, driven in headless Chromium through Playwright.
+
+Each workflow file is opened the way a user opens one (the frontend's file input), queued from
+the page (the frontend's own graph-to-prompt conversion and queue) on random-weight stand-ins,
+and its preview must appear in the Save node; every format Save Video writes is opened back in
+the page and must restore the graph that made it. Screenshots of the loaded graphs and the
+previews are kept (the folder is printed at the end of the run).
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import comfy_server
+from render_workflow import _stand_in_for, make_input_stand_ins
+
+pytestmark = pytest.mark.browser
+
+WORKFLOWS = sorted((Path(__file__).resolve().parents[1] / "workflows").glob("*.json"))
+T2V = next(p for p in WORKFLOWS if p.name == "animatelcm_t2v.json")
+FRONTEND_ONLY = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
+# What a CPU renders in seconds: 2 frames of 64 px (the widgets are changed in the page, as a user would).
+SMALL = {"EmptyLatentImage": {"width": 64, "height": 64, "batch_size": 2}, "ALCM_LoadVideo": {"frame_cap": 2}}
+RUN_TIMEOUT_MS = 600_000
+
+
+def _chromium():
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    if not path:
+        pytest.fail("No Chromium: install Debian's `chromium` (tests/run.sh does it as root) or set CHROMIUM.")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(host, workflow_api, tmp_path_factory, request):
+    """ComfyUI's server with stand-ins for every model and input file the shipped workflows name."""
+    base = tmp_path_factory.mktemp("browser")
+    running = comfy_server.ComfyServer(host.comfyui_path, base)
+    files = SimpleNamespace(pack=host.pack, input_dir=running.input_dir, models_dir=running.models_dir)
+    for path in WORKFLOWS:
+        workflow = json.loads(path.read_text())
+        make_input_stand_ins(files, workflow, frames=2, size=64)
+        for node in workflow_api.to_api(workflow).values():
+            for name, value in node["inputs"].items():
+                known = _stand_in_for(node["class_type"], name)
+                if known and isinstance(value, str):
+                    known[1](files, value)
+    running.screenshots = base / "screenshots"
+    running.screenshots.mkdir()
+    request.config._alcm_notes.append(f"browser test screenshots: {running.screenshots}")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=_chromium(), headless=True,
+                                              args=["--no-sandbox", "--disable-gpu"])
+        yield chromium
+        chromium.close()
+
+
+# What a fresh, offline ComfyUI 0.3.75 page logs whatever graph it shows: the registry and release
+# checks at api.comfy.org (no network here) and optional user files a new user does not have.
+OPTIONAL_FILES = ("/api/userdata", "/user.css", "/favicon.ico")
+
+
+class Page:
+    """One browser tab on the server, recording every console error, page error and dialog."""
+
+    def __init__(self, browser, server):
+        self.server = server
+        self.page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        self.errors = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.page.on("dialog", lambda d: (self.errors.append(f"dialog: {d.message}"), d.dismiss()))
+        self.page.goto(server.url)
+        self.page.wait_for_function("() => window.app?.graph && window.LiteGraph?.registered_node_types?.ALCM_Sampler"
+                                    " && document.querySelector('#comfy-file-input')", timeout=120_000)
+        # Start-up errors are the frontend's own (0.3.75 logs one TypeError on every fresh start): none may
+        # come from the pack; from here on, every error counts.
+        self.startup_errors, self.errors = self.errors, []
+        assert not [e for e in self.startup_errors if "alcm" in e.lower() or "animatelcm" in e.lower()]
+        self.page.evaluate("""() => {
+            window.__alcm = {executed: [], failed: []};
+            app.api.addEventListener('executed', e => window.__alcm.executed.push(e.detail));
+            app.api.addEventListener('execution_error', e => window.__alcm.failed.push(e.detail));
+        }""")
+
+    def _console(self, message):
+        url = message.location.get("url", "")
+        offline_or_optional = "Failed to load resource" in message.text and (
+            not url.startswith(self.server.url) or url[len(self.server.url):].startswith(OPTIONAL_FILES))
+        if message.type == "error" and not offline_or_optional:
+            self.errors.append(f"console: {message.text} ({url})")
+
+    def open_file(self, path, expect_nodes):
+        """Open a file through the frontend's own file input, as File > Open does; wait for its graph."""
+        self.page.evaluate("() => app.graph.clear()")
+        self.page.set_input_files("#comfy-file-input", str(path))
+        self.page.wait_for_function("n => app.graph.nodes.length === n", arg=expect_nodes, timeout=30_000)
+        self.page.wait_for_timeout(500)  # let the canvas draw before a screenshot
+
+    def node_types(self):
+        return self.page.evaluate("() => app.graph.nodes.map(n => n.type)")
+
+    def frontend_prompt(self):
+        """The API prompt the frontend itself would queue: app.graphToPrompt(), without its metadata."""
+        output = self.page.evaluate("async () => (await app.graphToPrompt()).output")
+        return {node_id: {"class_type": node["class_type"], "inputs": node["inputs"]} for node_id, node in output.items()}
+
+    def set_widgets(self, values):
+        """{node type: {widget name: value}} set on every such node, as typing into the widget does."""
+        self.page.evaluate("""values => {
+            for (const node of app.graph.nodes)
+                for (const w of node.widgets || [])
+                    if (values[node.type] && w.name in values[node.type]) w.value = values[node.type][w.name];
+            app.graph.setDirtyCanvas(true, true);
+        }""", values)
+
+    def queue_and_wait(self, output_node):
+        """Queue from the page (the Queue button's own code path) and wait for `output_node`'s result."""
+        done = self.page.evaluate("() => window.__alcm.executed.length")
+        self.page.evaluate("async () => await app.queuePrompt(0, 1)")
+        self.page.wait_for_function(
+            "([done, id]) => window.__alcm.failed.length || window.__alcm.executed.slice(done).some(e => e.node == id)",
+            arg=[done, str(output_node)], timeout=RUN_TIMEOUT_MS)
+        failed = self.page.evaluate("() => window.__alcm.failed")
+        assert not failed, f"the run failed in the server: {failed}"
+        return next(e["output"] for e in self.page.evaluate("() => window.__alcm.executed")[done:]
+                    if e["node"] == str(output_node))
+
+    def preview_sizes(self, node_id):
+        """[width, height] of every preview the node shows once loaded: its <img>s (node.imgs), or the
+        <video> of the frontend's video-preview widget (which it uses for webm)."""
+        script = """id => {
+            const node = app.graph.getNodeById(id);
+            const images = (node.imgs || []).filter(i => i.complete && i.naturalWidth > 0);
+            const videos = (node.widgets || []).filter(w => w.element).flatMap(
+                w => w.element.tagName === 'VIDEO' ? [w.element] : [...w.element.querySelectorAll('video')]);
+            const shown = images.map(i => [i.naturalWidth, i.naturalHeight])
+                .concat(videos.filter(v => v.readyState >= 2).map(v => [v.videoWidth, v.videoHeight]));
+            return shown.length ? shown : null;
+        }"""
+        self.page.wait_for_function(script, arg=int(node_id), timeout=60_000)
+        self.page.wait_for_timeout(500)  # let the canvas draw before a screenshot
+        return self.page.evaluate(script, int(node_id))
+
+    def screenshot(self, name):
+        self.page.screenshot(path=str(self.server.screenshots / f"{name}.png"))
+
+
+@pytest.fixture
+def page(browser, server):
+    tab = Page(browser, server)
+    yield tab
+    tab.page.close()
+
+
+def _save_node(workflow):
+    return next(n["id"] for n in workflow["nodes"] if n["type"] == "ALCM_SaveVideo")
+
+
+def _saved_file(server, output):
+    entries = output.get("videos") or output["images"]
+    entry = next(e for e in entries if e.get("type", "output") == "output")
+    return server.output_dir / entry.get("subfolder", "") / entry["filename"]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_opens_converts_runs_and_previews(page, server, workflow_api, path):
+    workflow = json.loads(path.read_text())
+    page.open_file(path, len(workflow["nodes"]))
+    page.screenshot(f"{path.stem}-loaded")
+    registered = set(server.get("/object_info"))
+    assert sorted(t for t in page.node_types() if t not in registered | FRONTEND_ONLY) == []
+    assert page.errors == []
+
+    # The pack's own UI-to-API conversion (the headless renderer's) against the frontend's.
+    ours = {node_id: {"class_type": node["class_type"], "inputs": node["inputs"]}
+            for node_id, node in workflow_api.to_api(workflow).items()}
+    assert ours == page.frontend_prompt()
+
+    page.set_widgets(SMALL)
+    queued = page.frontend_prompt()
+    output = page.queue_and_wait(_save_node(workflow))
+    assert page.preview_sizes(_save_node(workflow)) == [[64, 64]]
+    page.screenshot(f"{path.stem}-preview")
+    saved = _saved_file(server, output)
+    assert saved.is_file()
+
+    page.open_file(saved, len(workflow["nodes"]))  # the saved video gives the graph back
+    assert page.frontend_prompt() == queued
+    assert page.errors == []
+
+
+def test_every_video_format_reopens_as_its_graph(page, server, host):
+    """Save Video's every format, queued from the page, is opened back there and restores the graph
+    that made it (gif through the .json written beside it)."""
+    workflow = json.loads(T2V.read_text())
+    save = _save_node(workflow)
+    page.open_file(T2V, len(workflow["nodes"]))
+    page.set_widgets(SMALL)
+    for video_format in host.pack.video.encode.FORMATS:
+        page.set_widgets({"ALCM_SaveVideo": {"format": video_format, "filename_prefix": f"formats/{video_format}"}})
+        queued = page.frontend_prompt()
+        saved = _saved_file(server, page.queue_and_wait(save))
+        assert page.preview_sizes(save) == [[64, 64]], video_format
+        page.screenshot(f"format-{video_format}-preview")
+        if video_format == "gif":  # GIF has no room for the workflow: it is written beside the file
+            saved = saved.with_suffix(".json")
+        page.open_file(saved, len(workflow["nodes"]))
+        assert page.frontend_prompt() == queued, video_format
+    assert page.errors == []
