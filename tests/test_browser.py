@@ -5,11 +5,13 @@ Each workflow file is opened the way a user opens one (the frontend's file input
 the page (the frontend's own graph-to-prompt conversion and queue) on random-weight stand-ins,
 and its preview must appear in the Save node; every format Save Video writes is opened back in
 the page and must restore the graph that made it. Screenshots of the loaded graphs and the
-previews are kept (the folder is printed at the end of the run).
+previews are kept in output/browser-<time>/ (or $ALCM_ARTIFACTS; the folder is printed at the end
+of the run).
 """
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,6 +28,7 @@ FRONTEND_ONLY = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
 # What a CPU renders in seconds: 2 frames of 64 px (the widgets are changed in the page, as a user would).
 SMALL = {"EmptyLatentImage": {"width": 64, "height": 64, "batch_size": 2}, "ALCM_LoadVideo": {"frame_cap": 2}}
 RUN_TIMEOUT_MS = 600_000
+ARTIFACTS = Path(os.environ.get("ALCM_ARTIFACTS", Path(__file__).resolve().parents[1] / "output"))
 
 
 def _chromium():
@@ -49,8 +52,9 @@ def server(host, workflow_api, tmp_path_factory, request):
                 known = _stand_in_for(node["class_type"], name)
                 if known and isinstance(value, str):
                     known[1](files, value)
-    running.screenshots = base / "screenshots"
-    running.screenshots.mkdir()
+    # Outside pytest's temporary folders, which later runs delete; output/ is git-ignored.
+    running.screenshots = ARTIFACTS / time.strftime("browser-%Y%m%d-%H%M%S")
+    running.screenshots.mkdir(parents=True)
     request.config._alcm_notes.append(f"browser test screenshots: {running.screenshots}")
     yield running
     running.stop()
