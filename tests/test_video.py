@@ -216,6 +216,24 @@ def test_a_cancelled_save_leaves_no_file(video, tmp_path, format_name):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("extension, encoder, rate", [(".mov", "libx264", (24000, 1001)), (".mkv", "libvpx-vp9", (25, 1)),
+                                                      (".avi", "mpeg4", (12, 1))])
+def test_containers_other_programs_write_load_with_their_exact_rate(video, tmp_path, extension, encoder, rate):
+    """Written by FFmpeg directly (not our writer): 7 frames, NTSC's 23.976 fps kept exact."""
+    import av
+    from fractions import Fraction
+    path, images = tmp_path / f"other{extension}", smooth(7)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(encoder, rate=Fraction(*rate))
+        stream.width, stream.height, stream.pix_fmt = SIZE, SIZE, "yuv420p"
+        for frame in images:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray((frame * 255).byte().numpy(), format="rgb24")))
+        container.mux(stream.encode(None))
+    frames, fps = video.decode.load_video(str(path))
+    assert frames.shape == (7, SIZE, SIZE, 3) and fps == pytest.approx(rate[0] / rate[1], rel=1e-9)
+    assert (frames - images).abs().mean() * 255 < 6
+
+
 def test_memory_refusal_gives_the_numbers(video, tmp_path, monkeypatch):
     path, _ = save(video, tmp_path, "mp4")
     monkeypatch.setattr(video.decode, "available_memory", lambda: 100_000)
