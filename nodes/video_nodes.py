@@ -72,10 +72,11 @@ class SaveVideo:
                            metadata, progress=lambda done, total: progress_bar.update_absolute(done, total))
         log.info("saved %d frames to %s%s", saved.frame_count, saved.path,
                  f" (workflow in {saved.sidecar})" if saved.sidecar else "")
-        # What core SaveWEBM / SaveVideo return: the frontend shows .webm and .mp4 in a <video>, the rest
-        # as animated images.
+        # What core SaveWEBM / SaveVideo return. With "animated", the frontend shows a .webp or .png as an
+        # image and anything else in a <video> (1.32.9: useNodeVideo), which cannot play a GIF: a GIF
+        # goes without it, into an <img>, which plays it.
         return {"ui": {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}],
-                       "animated": (True,)}}
+                       "animated": (format != "gif",)}}
 
 
 class LoadVideo:

@@ -298,15 +298,19 @@ def save_prompt(format_name, prefix="alcm_exec/clip", frames=4, frame_rate=8.0):
                 "loop_count": 0, "pingpong": False, "quality": 90}}}
 
 
-@pytest.mark.parametrize("format_name", ["webp", "mp4", "webm"])
+@pytest.mark.parametrize("format_name", ["webp", "mp4", "webm", "gif"])
 def test_save_node_runs_in_the_executor_and_previews_its_file(host, format_name):
     import av
     prompt = save_prompt(format_name)
     ui = host.run(prompt).ui("2")
     saved = sorted((host.output_dir / "alcm_exec").glob(f"clip_*_.{format_name}"))[-1]
-    # the node shows the saved file itself (the frontend plays .mp4/.webm in a <video>), as core SaveVideo does
-    assert list(ui["animated"]) == [True]
+    # the node shows the saved file itself, as core SaveVideo does: "animated" makes the frontend play
+    # .mp4/.webm in a <video>; a GIF goes without it, into an <img> (a <video> cannot play it)
+    assert list(ui["animated"]) == [format_name != "gif"]
     assert ui["images"] == [{"filename": saved.name, "subfolder": "alcm_exec", "type": "output"}]
+    if format_name == "gif":
+        assert json.loads(saved.with_suffix(".json").read_text()) == prompt  # no workflow in the UI-less run
+        return
     assert FRONTEND[format_name](saved.read_bytes()) == {"prompt": prompt}
     if format_name != "webp":  # H.264 and VP9 in yuv420p, what browsers play
         with av.open(str(saved)) as container:
