@@ -7,10 +7,12 @@ that header to the front of the file, inside the first 64 MiB the newest fronten
 browsers start playing before the download ends). 4:2:0 chroma needs even sizes, so an odd width
 or height loses its last pixel.
 """
+import contextlib
 import logging
 from fractions import Fraction
 
 import av
+from av.error import FFmpegError
 import numpy as np
 
 from .errors import VideoFormatError
@@ -66,4 +68,7 @@ class AVWriter:
         self.container.close()
 
     def abort(self):
-        self.container.close()
+        # the save already failed (or was cancelled) and the file is deleted next: an encoder error while
+        # closing must not hide the first one
+        with contextlib.suppress(FFmpegError):
+            self.container.close()
