@@ -234,6 +234,15 @@ def test_containers_other_programs_write_load_with_their_exact_rate(video, tmp_p
     assert (frames - images).abs().mean() * 255 < 6
 
 
+def test_a_missing_encoder_is_refused_with_what_to_do(video, tmp_path, monkeypatch):
+    """As a PyAV built without libx264 would be (the PyPI wheel has it: the saves above use it)."""
+    monkeypatch.setitem(video.av_writer.CODECS, "mp4", ("libx264_absent", "mp4", {}))
+    with pytest.raises(video.errors.VideoFormatError, match="has no libx264_absent encoder, which mp4 needs: install "
+                                                            "the PyPI wheel .* or pick webp, gif or apng"):
+        save(video, tmp_path, "mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_memory_refusal_gives_the_numbers(video, tmp_path, monkeypatch):
     path, _ = save(video, tmp_path, "mp4")
     monkeypatch.setattr(video.decode, "available_memory", lambda: 100_000)
