@@ -1,9 +1,36 @@
-"""Node classes of the pack, gathered for ComfyUI. Each module lists its own nodes."""
-from . import lora_nodes, motion_nodes, sampler_nodes, video_nodes
+"""Node classes of the pack, gathered for ComfyUI. Each module lists its own nodes.
+
+A module whose third-party library is missing (a ComfyUI without OpenCV or PyAV) is left out
+with a message naming the pip package to install; the other modules' nodes still load.
+"""
+import importlib
+import logging
+
+log = logging.getLogger(__name__)
+
+NODE_MODULES = {  # module: what it holds, in the words of the node menu
+    "motion_nodes": "the motion-module nodes",
+    "sampler_nodes": "the AnimateLCM sampler nodes",
+    "lora_nodes": "the LoRA nodes",
+    "video_nodes": "Save Video and Load Video (AnimateLCM)",
+}
+# import name -> pip name, where they differ
+PIP_NAMES = {"cv2": "opencv-python", "PIL": "Pillow", "av": "av", "yaml": "pyyaml"}
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
 
-for _module in (motion_nodes, sampler_nodes, lora_nodes, video_nodes):
+_PACK = __name__.rsplit(".", 1)[0]
+for _name, _nodes in NODE_MODULES.items():
+    try:
+        _module = importlib.import_module(f".{_name}", __name__)
+    except ModuleNotFoundError as error:
+        if not error.name or error.name == _PACK or error.name.startswith(_PACK + "."):  # the pack's own: a bug
+            raise
+        _pip = PIP_NAMES.get(error.name.split(".")[0], error.name.split(".")[0])
+        log.error("AnimateLCM Fast Video: %s are disabled because the Python package '%s' is missing: install it "
+                  "into the Python that runs ComfyUI (`python -m pip install %s`, or the pack's requirements.txt) "
+                  "and restart ComfyUI.", _nodes, _pip, _pip)
+        continue
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)

@@ -6,9 +6,10 @@ import comfy.utils
 import folder_paths
 from comfy.cli_args import args
 
-from ..video.decode import VIDEO_EXTENSIONS, VideoFileError, load_video
-from ..video.encode import FORMATS, OutputPathError, check_prefix, save_video
-from ..video.image_containers import VideoFormatError
+from ..video.decode import load_video
+from ..video.encode import check_prefix, save_video
+from ..video.errors import VideoFileError
+from ..video.formats import FORMATS, is_loadable
 from .inputs import require_finite
 
 log = logging.getLogger(__name__)
@@ -16,10 +17,10 @@ log = logging.getLogger(__name__)
 FORMAT_TOOLTIP = (
     "webp: animated WebP, plays in every browser and in the node; quality applies. "
     "webm: VP9, plays in browsers and the node. "
-    "apng: animated PNG, lossless (large files), plays in browsers. "
+    "apng: animated PNG (.png), lossless (large files), plays in browsers. "
     "gif: plays everywhere, 256 colours per frame; the workflow goes into a .json beside it. "
-    "mp4: MPEG-4 Part 2 (mp4v) for video editors and VLC; browsers cannot play it, so the node shows a WebP "
-    "preview. All but gif carry the prompt and workflow inside the file: drop it on ComfyUI to get the graph back.")
+    "mp4: H.264, plays in browsers, the node and every video editor. "
+    "All but gif carry the prompt and workflow inside the file: drop it on ComfyUI to get the graph back.")
 
 
 class SaveVideo:
@@ -43,7 +44,7 @@ class SaveVideo:
                                          "tooltip": "Play forward then backward (2N-2 frames), for a seamless loop."}),
                 "quality": ("INT", {"default": 90, "min": 1, "max": 100,
                                     "tooltip": "WebP quality: 90 is near-transparent; lower makes smaller files. "
-                                               "The other formats ignore it (apng is lossless)."}),
+                                               "apng is lossless; webm and mp4 use a near-transparent setting."}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
@@ -52,46 +53,30 @@ class SaveVideo:
     OUTPUT_NODE = True
     FUNCTION = "save"
     CATEGORY = "AnimateLCM"
-    DESCRIPTION = ("Saves the frames as a video in the output folder, writing one frame at a time. The prompt and "
-                   "workflow are embedded (webp, webm, apng, mp4; gif: a .json file beside it, which ComfyUI also "
-                   "loads), so dropping the file on ComfyUI restores the graph.")
+    DESCRIPTION = ("Saves the frames as a video in the output folder, writing one frame at a time, and shows it in "
+                   "the node. The prompt and workflow are embedded (webp, webm, apng, mp4; gif: a .json file beside "
+                   "it, which ComfyUI also loads), so dropping the file on ComfyUI restores the graph.")
 
     def save(self, images, filename_prefix, format, frame_rate, loop_count, pingpong, quality, prompt=None,
              extra_pnginfo=None):
         require_finite("Save Video (AnimateLCM)", frame_rate=frame_rate)
         output_dir = folder_paths.get_output_directory()
-        try:
-            check_prefix(filename_prefix, output_dir)
-        except OutputPathError as error:
-            raise ValueError(f"Save Video (AnimateLCM): {error}") from error
+        check_prefix(filename_prefix, output_dir)
         height, width = images.shape[1:3]
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir,
                                                                                width, height)
         file = f"{name}_{counter:05}_{FORMATS[format].extension}"
-        preview = None
-        if format in ("mp4", "gif"):  # the frontend's node preview cannot play these: show a WebP copy
-            preview_folder = os.path.join(folder_paths.get_temp_directory(), subfolder)
-            os.makedirs(preview_folder, exist_ok=True)
-            preview = os.path.join(preview_folder, f"{name}_{counter:05}_preview.webp")
         metadata = None if args.disable_metadata else {"prompt": prompt, **(extra_pnginfo or {})}
         progress_bar = comfy.utils.ProgressBar(images.shape[0])
-
-        def progress(done, total):
-            progress_bar.update_absolute(done, total)
-        try:
-            saved = save_video(images, os.path.join(folder, file), format, frame_rate, loop_count, pingpong, quality,
-                               metadata, preview, progress)
-        except VideoFormatError as error:
-            raise ValueError(f"Save Video (AnimateLCM): {error}") from error
+        saved = save_video(images, os.path.join(folder, file), format, frame_rate, loop_count, pingpong, quality,
+                           metadata, progress=lambda done, total: progress_bar.update_absolute(done, total))
         log.info("saved %d frames to %s%s", saved.frame_count, saved.path,
                  f" (workflow in {saved.sidecar})" if saved.sidecar else "")
-        # "images" + "animated" is what the frontend previews (core SaveAnimatedWEBP and SaveWEBM return the
-        # same); an mp4 or gif is shown through its WebP preview and listed under "videos" for the queue.
-        saved_file = {"filename": file, "subfolder": subfolder, "type": "output"}
-        if preview is None:
-            return {"ui": {"images": [saved_file], "animated": (True,)}}
-        shown = {"filename": os.path.basename(preview), "subfolder": subfolder, "type": "temp"}
-        return {"ui": {"images": [shown], "animated": (True,), "videos": [saved_file]}}
+        # What core SaveWEBM / SaveVideo return. With "animated", the frontend shows a .webp or .png as an
+        # image and anything else in a <video> (1.32.9: useNodeVideo), which cannot play a GIF: a GIF
+        # goes without it, into an <img>, which plays it.
+        return {"ui": {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}],
+                       "animated": (format != "gif",)}}
 
 
 class LoadVideo:
@@ -99,11 +84,11 @@ class LoadVideo:
     def INPUT_TYPES(cls):
         input_dir = folder_paths.get_input_directory()
         files = sorted(f for f in os.listdir(input_dir)
-                       if f.lower().endswith(VIDEO_EXTENSIONS) and os.path.isfile(os.path.join(input_dir, f)))
+                       if os.path.isfile(os.path.join(input_dir, f)) and is_loadable(os.path.join(input_dir, f)))
         return {"required": {
             "video": (files, {"video_upload": True,
                               "tooltip": "A video in ComfyUI's input folder: mp4, webm, mkv, mov, avi, or an animated "
-                                         "webp, gif or apng (such as this pack's Save Video writes)."}),
+                                         "webp, gif or png (every format Save Video writes)."}),
             "frame_cap": ("INT", {"default": 0, "min": 0, "max": 100000,
                                   "tooltip": "How many frames to load (16 is AnimateLCM's training length); 0 loads "
                                              "all. More than the video has is an error that says how many it has."}),
@@ -128,12 +113,9 @@ class LoadVideo:
 
     def load(self, video, frame_cap, skip_first_frames, select_every_nth, resize_to_multiple_of_8):
         progress_bar = comfy.utils.ProgressBar(max(1, frame_cap))
-        try:
-            frames, fps = load_video(_video_path(video), frame_cap, skip_first_frames, select_every_nth,
-                                     8 if resize_to_multiple_of_8 else None,
-                                     progress=lambda done, total: progress_bar.update_absolute(done, total))
-        except VideoFileError as error:
-            raise ValueError(f"Load Video (AnimateLCM): {error}") from error
+        frames, fps = load_video(_video_path(video), frame_cap, skip_first_frames, select_every_nth,
+                                 8 if resize_to_multiple_of_8 else None,
+                                 progress=lambda done, total: progress_bar.update_absolute(done, total))
         return (frames, frames.shape[0], fps)
 
     @classmethod
@@ -141,30 +123,35 @@ class LoadVideo:
         # size and modification time: a re-uploaded file under the same name reloads, without hashing gigabytes
         try:
             stat = os.stat(_video_path(video))
-        except (OSError, ValueError):
+        except (OSError, VideoFileError):
             return float("nan")  # never equal to itself: run again, and let the node say what is wrong
         return f"{stat.st_mtime_ns}:{stat.st_size}"
 
     @classmethod
     def VALIDATE_INPUTS(cls, video):
         # Taking `video` here turns off ComfyUI's own "value in the list" check, so the path is checked here.
+        if video is None:  # linked from another node: known only when it runs, and checked then (load_video)
+            return True
         try:
             path = _video_path(video)
-        except ValueError as error:
+        except VideoFileError as error:
             return str(error)
         if not os.path.isfile(path):
-            return (f"Load Video (AnimateLCM): '{video}' is not in the input folder ({os.path.dirname(path)}): "
-                    "upload it with the node's button or copy it there.")
+            return (f"'{video}' is not in the input folder ({os.path.dirname(path)}): upload it with the node's "
+                    "button or copy it there.")
         return True
 
 
 def _video_path(video):
     """The file an input value names ('clip.mp4', 'sub/clip.mp4', 'clip.mp4 [output]'), kept inside its folder."""
+    if not isinstance(video, str) or "\0" in video:
+        raise VideoFileError(f"video {video!r} is not a file name: pick a file from the list, or link a node that "
+                             "gives a file name.")
     name, base = folder_paths.annotated_filepath(video)
     base = os.path.abspath(base or folder_paths.get_input_directory())
     path = os.path.abspath(os.path.join(base, name))
     if os.path.commonpath([base, path]) != base:
-        raise ValueError(f"Load Video (AnimateLCM): '{video}' points outside {base}: pick a file from the list.")
+        raise VideoFileError(f"video '{video}' points outside {base}: pick a file from the list.")
     return path
 
 

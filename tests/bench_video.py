@@ -48,7 +48,11 @@ def main():
     args = parser.parse_args()
     host = comfy_host.start()
     encode = host.pack.video.encode
-    out = Path(tempfile.mkdtemp(prefix="alcm-bench-video-"))
+    with tempfile.TemporaryDirectory(prefix="alcm-bench-video-") as scratch:
+        run(args, host, encode, Path(scratch))
+
+
+def run(args, host, encode, out):
     if args.peak_of:
         print("PEAK", _peak_rss(encode, args.peak_of, moving_frames(args.long), out))
         return

@@ -1,5 +1,5 @@
 """Save Video / Load Video: every format round trip, the workflow read back the way the frontend reads
-it, pingpong and loops, refused paths and files, and the save node through ComfyUI's executor."""
+it, pingpong and loops, refused paths and files, and the nodes through ComfyUI's executor."""
 import json
 import math
 import struct
@@ -37,7 +37,9 @@ def save(video, tmp_path, format_name, images=None, **options):
     return path, saved
 
 
-# --- the frontend's readers (comfyui-frontend-package src/scripts/pnginfo.ts, metadata/*.ts), ported ---
+# --- the frontend's readers, ported from comfyui-frontend-package 1.32.9 (the version ComfyUI 0.3.75 pins;
+# src/scripts/pnginfo.ts, metadata/ebml.ts, metadata/isobmff.ts). They are the acceptance test that the
+# files carry the workflow where the frontend looks; tests/test_browser.py drops the files on a real one. ---
 
 def frontend_webp(data):
     offset = 12
@@ -99,7 +101,8 @@ def frontend_mp4(data):
         size, index = struct.unpack(">II", data[pos:pos + 8])
         value = _box(data, pos + 8, pos + size, b"data")
         text = data[value[0] + 8:value[1]].decode()
-        out[names[index].lower()] = json.loads(text[text.index("{"):])
+        if names[index].lower() in ("prompt", "workflow"):  # other keys (FFmpeg's "encoder") are not JSON
+            out[names[index].lower()] = json.loads(text[text.index("{"):])
         pos += size
     return out
 
@@ -111,7 +114,7 @@ def _vint(data, pos):
 
 def frontend_webm(data):
     """Scans the first 2 MiB for SimpleTags; a PROMPT/WORKFLOW value ends at the brace that balances
-    the first, counting braces inside strings too."""
+    the first, counting braces inside strings too (1.32.9; later versions skip strings)."""
     data, out, pos = data[:2 << 20], {}, 0
 
     def find(start, end, element_id):
@@ -166,29 +169,15 @@ def test_workflow_reads_back_as_the_frontend_reads_it(video, tmp_path, format_na
     assert FRONTEND[format_name](path.read_bytes()) == METADATA
 
 
-def test_webm_tags_keep_the_stream_and_its_index(video, tmp_path):
-    """The tagged copy decodes to the same frames, and its SeekHead and Cues still point at their elements."""
-    (tmp_path / "plain").mkdir(), (tmp_path / "tagged").mkdir()
-    plain, _ = save(video, tmp_path / "plain", "webm")
-    tagged, _ = save(video, tmp_path / "tagged", "webm", metadata=METADATA)
-    assert torch.equal(video.decode.load_video(str(plain))[0], video.decode.load_video(str(tagged))[0])
-    tags, data = video.webm_tags, tagged.read_bytes()
-    (_, _, _), (_, start, end) = tags._children(data, 0, len(data))
-    elements = {pos - start: element_id for element_id, pos, _ in tags._children(data, start, end, headers=True)}
-
-    def fields(s, e):
-        return {i: data[a:b] for i, a, b in tags._children(data, s, e)}
-    pointers = []  # (the element ID expected there, the stored position)
-    for element_id, s, e in tags._children(data, start, end):
-        for _, cs, ce in tags._children(data, s, e) if element_id in (tags.SEEK_HEAD, tags.CUES) else ():
-            if element_id == tags.SEEK_HEAD:
-                seek = fields(cs, ce)
-                pointers.append((int.from_bytes(seek[tags.SEEK_ID], "big"), seek[tags.SEEK_POSITION]))
-            else:
-                pointers += [(tags.CLUSTER, fields(ts, te)[0xF1])  # CueClusterPosition
-                             for i, ts, te in tags._children(data, cs, ce) if i == tags.CUE_TRACK_POSITIONS]
-    assert {tags.TAGS, tags.CUES, tags.CLUSTER} <= {element_id for element_id, _ in pointers}
-    assert all(elements[int.from_bytes(position, "big")] == element_id for element_id, position in pointers)
+def test_metadata_sits_where_the_frontend_reads_first(video, tmp_path):
+    """WebM: the tags before the first Cluster (the frontend reads 2 MiB); MP4: moov, which holds them,
+    before the media data (newer frontends read 64 MiB)."""
+    webm, _ = save(video, tmp_path, "webm", metadata=METADATA)
+    data = webm.read_bytes()
+    assert 0 < data.index(b"\x67\xc8") < data.index(b"\x1f\x43\xb6\x75")  # SimpleTag, Cluster
+    mp4, _ = save(video, tmp_path, "mp4", metadata=METADATA)
+    data = mp4.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")
 
 
 def test_pingpong_order_and_loop_counts(video, tmp_path):
@@ -214,7 +203,7 @@ def test_pingpong_order_and_loop_counts(video, tmp_path):
                 assert image.info.get("loop") == expected and image.n_frames == FRAMES
 
 
-@pytest.mark.parametrize("format_name", ["webm", "gif"])
+@pytest.mark.parametrize("format_name", ["webm", "gif", "mp4"])
 def test_a_cancelled_save_leaves_no_file(video, tmp_path, format_name):
     class Cancelled(Exception):
         pass
@@ -223,8 +212,34 @@ def test_a_cancelled_save_leaves_no_file(video, tmp_path, format_name):
         if done == 3:
             raise Cancelled
     with pytest.raises(Cancelled):
-        save(video, tmp_path, format_name, metadata=METADATA, preview_path=str(tmp_path / "preview.webp"),
-             progress=cancel_at_frame_3)
+        save(video, tmp_path, format_name, metadata=METADATA, progress=cancel_at_frame_3)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("extension, encoder, rate", [(".mov", "libx264", (24000, 1001)), (".mkv", "libvpx-vp9", (25, 1)),
+                                                      (".avi", "mpeg4", (12, 1))])
+def test_containers_other_programs_write_load_with_their_exact_rate(video, tmp_path, extension, encoder, rate):
+    """Written by FFmpeg directly (not our writer): 7 frames, NTSC's 23.976 fps kept exact."""
+    import av
+    from fractions import Fraction
+    path, images = tmp_path / f"other{extension}", smooth(7)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(encoder, rate=Fraction(*rate))
+        stream.width, stream.height, stream.pix_fmt = SIZE, SIZE, "yuv420p"
+        for frame in images:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray((frame * 255).byte().numpy(), format="rgb24")))
+        container.mux(stream.encode(None))
+    frames, fps = video.decode.load_video(str(path))
+    assert frames.shape == (7, SIZE, SIZE, 3) and fps == pytest.approx(rate[0] / rate[1], rel=1e-9)
+    assert (frames - images).abs().mean() * 255 < 6
+
+
+def test_a_missing_encoder_is_refused_with_what_to_do(video, tmp_path, monkeypatch):
+    """As a PyAV built without libx264 would be (the PyPI wheel has it: the saves above use it)."""
+    monkeypatch.setitem(video.av_writer.CODECS, "mp4", ("libx264_absent", "mp4", {}))
+    with pytest.raises(video.errors.VideoFormatError, match="has no libx264_absent encoder, which mp4 needs: install "
+                                                            "the PyPI wheel .* or pick webp, gif or apng"):
+        save(video, tmp_path, "mp4")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -240,10 +255,10 @@ def test_memory_refusal_gives_the_numbers(video, tmp_path, monkeypatch):
 # --- the nodes -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("prefix", ["../x", "/abs", "a/../../b", "", "a/.."])
-def test_prefixes_outside_the_output_folder_are_refused(pack, host, prefix):
+def test_prefixes_outside_the_output_folder_are_refused(pack, host, video, prefix):
     around = host.output_dir.parent  # where "../x" and "a/../../b" would land
     before = set(around.iterdir())
-    with pytest.raises(ValueError, match="Save Video \\(AnimateLCM\\): the filename prefix .*(empty|absolute|outside)"):
+    with pytest.raises(video.errors.OutputPathError, match="filename_prefix .*(empty|absolute|outside)"):
         pack.nodes.video_nodes.SaveVideo().save(smooth(2), prefix, "webp", 8.0, 0, False, 90)
     assert set(around.iterdir()) == before and not any(around.parent.glob("b_*")) and not any(around.glob("x_*"))
 
@@ -260,14 +275,14 @@ def test_bad_video_files_are_named_in_the_error(pack, host):
     pack.video.encode.save_video(smooth(), str(host.input_dir / "eight.webm"), "webm", FPS)
     for name, options, message in (
             ("empty.mp4", {}, "'empty.mp4' is empty"),
-            ("noise.mp4", {}, "'noise.mp4' is not a video OpenCV can read"),
+            ("noise.mp4", {}, "'noise.mp4' is not a video FFmpeg can read"),
             ("noise.webp", {}, "'noise.webp' is not an animation Pillow can read"),
             ("eight.webm", {"frame_cap": 9}, "'eight.webm' has 8 frames .* fewer than frame_cap=9. Set frame_cap to 8"),
             ("eight.webm", {"frame_cap": 4, "select_every_nth": 3},
              r"'eight.webm' has 8 frames \(3 after skip_first_frames=0 and select_every_nth=3\)"),
             ("eight.webm", {"skip_first_frames": 8},
              "'eight.webm' has 8 frames, and skip_first_frames=8 skips them all")):
-        with pytest.raises(ValueError, match="Load Video \\(AnimateLCM\\): " + message):
+        with pytest.raises(pack.video.errors.VideoFileError, match=message):
             load_node(pack, name, **options)
     frames, count, fps = load_node(pack, "eight.webm", skip_first_frames=1, select_every_nth=2)
     assert frames.shape == (4, SIZE, SIZE, 3) and count == 4 and fps == pytest.approx(FPS / 2)
@@ -284,26 +299,137 @@ def test_resize_to_multiple_of_8(pack, host):
                        (smooth(3, 60) * 255).round() / 255)
 
 
-@pytest.mark.parametrize("format_name", ["webp", "mp4"])
-def test_save_node_runs_in_the_executor(host, format_name):
-    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": 4,
-                                                            "color": 0x3366CC}},
-              "2": {"class_type": "ALCM_SaveVideo", "inputs": {
-                  "images": ["1", 0], "filename_prefix": "alcm_exec/clip", "format": format_name, "frame_rate": 8.0,
-                  "loop_count": 0, "pingpong": False, "quality": 90}}}
+def save_prompt(format_name, prefix="alcm_exec/clip", frames=4, frame_rate=8.0):
+    return {"1": {"class_type": "EmptyImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": frames,
+                                                          "color": 0x3366CC}},
+            "2": {"class_type": "ALCM_SaveVideo", "inputs": {
+                "images": ["1", 0], "filename_prefix": prefix, "format": format_name, "frame_rate": frame_rate,
+                "loop_count": 0, "pingpong": False, "quality": 90}}}
+
+
+@pytest.mark.parametrize("format_name", ["webp", "mp4", "webm", "gif"])
+def test_save_node_runs_in_the_executor_and_previews_its_file(host, format_name):
+    import av
+    prompt = save_prompt(format_name)
     ui = host.run(prompt).ui("2")
-    assert list(ui["animated"]) == [True] and len(ui["images"]) == 1
     saved = sorted((host.output_dir / "alcm_exec").glob(f"clip_*_.{format_name}"))[-1]
-    if format_name == "webp":  # the file itself is the preview
-        assert ui["images"][0] == {"filename": saved.name, "subfolder": "alcm_exec", "type": "output"}
-    else:  # browsers cannot play mp4v: the node shows an animated WebP from the temp folder
-        entry = ui["images"][0]
-        assert entry["type"] == "temp" and entry["subfolder"] == "alcm_exec" and entry["filename"].endswith(".webp")
-        assert ui["videos"] == [{"filename": saved.name, "subfolder": "alcm_exec", "type": "output"}]
-        import folder_paths
-        with Image.open(f"{folder_paths.get_temp_directory()}/alcm_exec/{entry['filename']}") as preview:
-            assert preview.n_frames == 4
+    # the node shows the saved file itself, as core SaveVideo does: "animated" makes the frontend play
+    # .mp4/.webm in a <video>; a GIF goes without it, into an <img> (a <video> cannot play it)
+    assert list(ui["animated"]) == [format_name != "gif"]
+    assert ui["images"] == [{"filename": saved.name, "subfolder": "alcm_exec", "type": "output"}]
+    if format_name == "gif":
+        assert json.loads(saved.with_suffix(".json").read_text()) == prompt  # no workflow in the UI-less run
+        return
     assert FRONTEND[format_name](saved.read_bytes()) == {"prompt": prompt}
+    if format_name != "webp":  # H.264 and VP9 in yuv420p, what browsers play
+        with av.open(str(saved)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == {"mp4": "h264", "webm": "vp9"}[format_name]
+            assert stream.codec_context.format.name == "yuv420p"
     frames, _ = host.pack.video.decode.load_video(str(saved))
     assert frames.shape == (4, SIZE, SIZE, 3)
     assert (frames.mean(dim=(0, 1, 2)) * 255 - torch.tensor([0x33, 0x66, 0xCC])).abs().max() < 3
+
+
+def load_prompt(video_input):
+    return {"1": {"class_type": "ALCM_LoadVideo", "inputs": {
+        "video": video_input, "frame_cap": 0, "skip_first_frames": 0, "select_every_nth": 1,
+        "resize_to_multiple_of_8": True}}}
+
+
+@pytest.mark.parametrize("format_name", list(BOUNDS))
+def test_save_then_load_through_load_videos_own_list(host, video, format_name):
+    """What Save Video writes, moved to the input folder, is in Load Video's list and loads back."""
+    import shutil
+    host.run(save_prompt(format_name, f"alcm_trip/{format_name}"))
+    saved = sorted((host.output_dir / "alcm_trip").glob(f"{format_name}_*{video.encode.FORMATS[format_name].extension}"))[-1]
+    shutil.copy(saved, host.input_dir / f"trip_{saved.name}")
+    listed = host.pack.nodes.video_nodes.LoadVideo.INPUT_TYPES()["required"]["video"][0]
+    assert f"trip_{saved.name}" in listed
+    result = host.run(load_prompt(f"trip_{saved.name}"), want=["1"])
+    frames, count, fps = (result.output("1", i) for i in range(3))
+    assert count == 4 and frames.shape == (4, SIZE, SIZE, 3) and fps == pytest.approx(FPS)
+    assert (frames - torch.tensor([0x33, 0x66, 0xCC]) / 255).abs().mean() * 255 < 3
+
+
+def test_still_pngs_stay_out_of_load_videos_list(host):
+    Image.new("RGB", (8, 8)).save(host.input_dir / "still.png")
+    assert "still.png" not in host.pack.nodes.video_nodes.LoadVideo.INPUT_TYPES()["required"]["video"][0]
+
+
+# --- refusals through the executor (issue 15) -------------------------------------------------------
+
+def test_a_prefix_as_long_as_core_savers_take_works_in_every_format(host):
+    """A 240-character file name part: core SaveImage takes it (name_00001_.png is 252 characters)."""
+    prefix = "alcm_long/" + "v" * 240
+    for format_name in BOUNDS:
+        host.run(save_prompt(format_name, prefix=prefix, frames=2))
+    names = sorted(p.name for p in (host.output_dir / "alcm_long").iterdir())
+    assert sorted(n.rsplit(".", 1)[1] for n in names) == ["gif", "json", "mp4", "png", "webm", "webp"]
+    assert all(len(n) <= 255 for n in names)
+
+
+def test_a_nul_byte_in_the_prefix_is_refused_by_name(host):
+    import comfy_host
+    with pytest.raises(comfy_host.PromptFailed, match="filename_prefix 'bad\\\\x00name' contains a NUL") as failure:
+        host.run(save_prompt("webp", prefix="bad\0name"))
+    assert failure.value.node_type == "ALCM_SaveVideo"
+
+
+def test_a_non_finite_frame_rate_is_refused_by_name(host):
+    import comfy_host
+    with pytest.raises(comfy_host.PromptFailed, match="'frame_rate' is nan; it must be a finite number"):
+        host.run(save_prompt("webm", frame_rate=float("nan")))  # ComfyUI's min/max check lets NaN through
+    for value in (float("inf"), float("-inf")):  # these ComfyUI's own check refuses
+        with pytest.raises((comfy_host.PromptFailed, comfy_host.PromptInvalid), match="frame_rate"):
+            host.run(save_prompt("webm", frame_rate=value))
+
+
+def test_pillows_own_errors_become_a_file_error_naming_the_file(host):
+    """A GIF header claiming 65535x65535 px, then garbage: Pillow raises DecompressionBombError."""
+    import comfy_host
+    (host.input_dir / "bomb.gif").write_bytes(b"GIF89a" + struct.pack("<HHBBB", 65535, 65535, 0, 0, 0) + bytes(64))
+    (host.input_dir / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    (host.input_dir / "garbage.webp").write_bytes(b"RIFF\x10\0\0\0WEBPVP8X" + bytes(64))
+    for name in ("bomb.gif", "garbage.png", "garbage.webp"):
+        with pytest.raises(comfy_host.PromptFailed, match=f"'{name}' is not an animation Pillow can read") as failure:
+            host.run(load_prompt(name), want=["1"])
+        assert failure.value.exception_type.endswith("VideoFileError")
+
+
+class AnyType(str):
+    """The "*" type other packs give their outputs (rgthree, Impact...): it links to any input."""
+
+    def __ne__(self, other):
+        return False
+
+
+class FileNameNode:
+    """Another pack's node that gives a file name: a linked `video` input."""
+    RETURN_TYPES = (AnyType("*"),)
+    FUNCTION = "name"
+    CATEGORY = "testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": ""})}}
+
+    def name(self, text):
+        return (text,)
+
+
+def test_a_linked_video_input_validates_and_loads(host):
+    import comfy_host
+    import nodes
+    host.pack.video.encode.save_video(smooth(), str(host.input_dir / "linked.webm"), "webm", FPS)
+    nodes.NODE_CLASS_MAPPINGS["ALCM_TestFileName"] = FileNameNode
+    try:
+        prompt = {"9": {"class_type": "ALCM_TestFileName", "inputs": {"text": "linked.webm"}},
+                  **load_prompt(["9", 0])}
+        frames = host.run(prompt, want=["1"]).output("1")
+        assert frames.shape == (FRAMES, SIZE, SIZE, 3)
+        prompt["9"]["inputs"]["text"] = "missing.webm"
+        with pytest.raises(comfy_host.PromptFailed, match="'missing.webm' does not exist"):
+            host.run(prompt, want=["1"])
+    finally:
+        del nodes.NODE_CLASS_MAPPINGS["ALCM_TestFileName"]

@@ -1,7 +1,7 @@
 """Video files: IMAGE frames to a file and back, with the workflow embedded where the container allows.
 
-encode.py writes (one frame at a time), decode.py reads into one preallocated tensor, and the
-containers are assembled in image_containers.py (WebP, GIF, APNG from Pillow-encoded frames) and
-opencv_writer.py (WebM, MP4); metadata.py and webm_tags.py put the prompt and workflow where the
-ComfyUI frontend reads them back on drag-and-drop.
+formats.py is the one table both nodes use; encode.py writes one frame at a time, through PyAV
+(av_writer.py: WebM/VP9, MP4/H.264) or chunk by chunk (image_containers.py: WebP, GIF, APNG);
+decode.py reads into one preallocated tensor (PyAV, or Pillow for animated images); metadata.py
+puts the prompt and workflow where the ComfyUI frontend reads them back on drag-and-drop.
 """

@@ -1,26 +1,27 @@
 """Video files to IMAGE frames ([N, H, W, 3] float32 0-1), decoded one at a time into one tensor.
 
-Videos go through OpenCV (its FFmpeg reads MP4, WebM, MKV, MOV, AVI); animated WebP, GIF and
-APNG, which that FFmpeg reads poorly or not at all, through Pillow. The size of the result is
-known before decoding starts, so a video that would not fit in RAM is refused up front instead
-of exhausting it halfway.
+Videos go through PyAV (FFmpeg: MP4, WebM, MKV, MOV, AVI), which gives the exact frame rate and,
+from the container, the frame count; animated WebP, GIF and APNG through Pillow, whose readers
+know those formats' frame timing. OpenCV resizes. The size of the result is known before decoding
+starts, so a video that would not fit in RAM is refused up front instead of exhausting it halfway.
 """
 import os
 from contextlib import contextmanager
 
+import av
+from av.error import FFmpegError
 import cv2
 import numpy as np
 import psutil
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-PILLOW_EXTENSIONS = (".webp", ".gif", ".png", ".apng")
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".webp", ".gif", ".apng")
+from .errors import VideoFileError
+from .formats import reader_for
+
 DEFAULT_FPS = 8.0  # for files that do not say
-
-
-class VideoFileError(ValueError):
-    """The file cannot give the frames asked for; the message names it and says what to change."""
+# What Pillow raises on a damaged or hostile file: its own DecompressionBombError is none of the usual ones.
+PILLOW_ERRORS = (OSError, ValueError, EOFError, SyntaxError, IndexError, Image.DecompressionBombError)
 
 
 def available_memory():
@@ -35,14 +36,14 @@ def load_video(path, frame_cap=0, skip_first_frames=0, select_every_nth=1, multi
         raise VideoFileError(f"'{name}' does not exist (looked for {path}).")
     if os.path.getsize(path) == 0:
         raise VideoFileError(f"'{name}' is empty (0 bytes): the upload or copy did not finish. Copy it again.")
-    opener = _pillow_source if path.lower().endswith(PILLOW_EXTENSIONS) else _opencv_source
-    with opener(path, name) as source:
-        indices = select_frames(name, source.frame_count, frame_cap, skip_first_frames, select_every_nth)
-        height, width = target_size(source.height, source.width, multiple_of)
-        check_memory(name, len(indices), height, width)
-        frames = torch.empty((len(indices), height, width, 3), dtype=torch.float32)
-        decoded = 0
-        try:
+    opener = _pillow_source if reader_for(path) == "pillow" else _av_source
+    decoded = 0
+    try:
+        with opener(path, name) as source:
+            indices = select_frames(name, source.frame_count, frame_cap, skip_first_frames, select_every_nth)
+            height, width = target_size(source.height, source.width, multiple_of)
+            check_memory(name, len(indices), height, width)
+            frames = torch.empty((len(indices), height, width, 3), dtype=torch.float32)
             for frame in source.read(indices):
                 if frame.shape[:2] != (height, width):
                     shrink = height * width < frame.shape[0] * frame.shape[1]
@@ -52,10 +53,12 @@ def load_video(path, frame_cap=0, skip_first_frames=0, select_every_nth=1, multi
                 decoded += 1
                 if progress is not None:
                     progress(decoded, len(indices))
-        except (OSError, ValueError, cv2.error) as error:
-            raise VideoFileError(f"'{name}' could not be decoded after {decoded} frames ({error}): the file is "
-                                 "damaged or truncated.") from error
-        fps = source.fps
+            fps = source.fps
+    except VideoFileError:
+        raise
+    except (FFmpegError, cv2.error, *PILLOW_ERRORS) as error:  # the decoders' own, named after the file
+        raise VideoFileError(f"'{name}' could not be decoded after {decoded} frames ({type(error).__name__}: "
+                             f"{error}): the file is damaged or truncated.") from error
     if decoded < len(indices):  # the header promised more frames than the file holds
         if decoded == 0:
             raise VideoFileError(f"'{name}' has no frame that can be decoded: the file is damaged.")
@@ -109,45 +112,45 @@ class _Source:
 
 
 @contextmanager
-def _opencv_source(path, name):
-    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+def _av_source(path, name):
     try:
-        if not capture.isOpened():
-            raise VideoFileError(f"'{name}' is not a video OpenCV can read (damaged, or not a video file).")
+        container = av.open(path)
+    except FFmpegError as error:
+        raise VideoFileError(f"'{name}' is not a video FFmpeg can read ({error}): the file is damaged, or not a "
+                             "video.") from error
+    with container:
+        if not container.streams.video:
+            raise VideoFileError(f"'{name}' holds no video stream (only {len(container.streams)} other streams).")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # decode on every core
         source = _Source()
-        source.frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        source.width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-        source.height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        source.fps = fps if fps and np.isfinite(fps) and fps > 0 else DEFAULT_FPS
-        if source.frame_count <= 0:  # some containers do not store it: count (grab does no color conversion)
-            counter = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
-            while counter.grab():
-                source.frame_count += 1
-            counter.release()
+        source.width, source.height = stream.codec_context.width, stream.codec_context.height
+        rate = stream.average_rate or stream.guessed_rate
+        source.fps = float(rate) if rate else DEFAULT_FPS
+        # MP4 and MOV store the count; Matroska/WebM do not: count the packets (no decoding)
+        source.frame_count = stream.frames
+        if not source.frame_count:
+            source.frame_count = sum(1 for packet in container.demux(stream) if packet.size)
+            container.seek(0)
 
         def read(indices):
             wanted = set(indices)
-            for index in range(indices[-1] + 1):
-                if index in wanted:
-                    ok, frame = capture.read()
-                    if not ok:
-                        return
-                    yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                elif not capture.grab():  # skipped frames are decoded (codecs need them) but not converted
+            for index, frame in enumerate(container.decode(stream)):
+                if index in wanted:  # frames skipped are decoded (codecs need them) but not converted
+                    yield frame.to_ndarray(format="rgb24")
+                if index == indices[-1]:
                     return
         source.read = read
         yield source
-    finally:
-        capture.release()
 
 
 @contextmanager
 def _pillow_source(path, name):
     try:
         image = Image.open(path)
-    except (UnidentifiedImageError, OSError) as error:
-        raise VideoFileError(f"'{name}' is not an animation Pillow can read ({error}).") from error
+    except PILLOW_ERRORS as error:  # UnidentifiedImageError is an OSError
+        raise VideoFileError(f"'{name}' is not an animation Pillow can read ({type(error).__name__}: {error}): the "
+                             "file is damaged, or not what its extension says.") from error
     try:
         source = _Source()
         source.frame_count = getattr(image, "n_frames", 1)

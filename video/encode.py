@@ -1,104 +1,78 @@
 """IMAGE frames to a video file, one frame at a time, with the workflow where the frontend finds it.
 
-The file is written under a hidden temporary name and renamed when complete, so a failed or
-cancelled save leaves no half-written video behind.
+The file is written under a short hidden temporary name in the same folder and renamed when
+complete, so a failed or cancelled save leaves no half-written video behind, and any name the
+output folder takes for the video fits the temporary one too.
 """
-import logging
 import os
+import uuid
 from dataclasses import dataclass
 
+from .av_writer import AVWriter
+from .errors import OutputPathError, VideoFormatError
+from .formats import FORMATS
 from .frames import frame_uint8, play_order
-from .image_containers import ApngWriter, GifWriter, VideoFormatError, WebPWriter
-from .metadata import EmbedError, embed_mp4, json_texts, webp_exif, write_sidecar
-from .opencv_writer import OpenCVWriter
-from .webm_tags import embed_webm
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class VideoFormat:
-    extension: str
-    plays_in_browsers: bool  # and in the ComfyUI frontend's node preview
-    workflow: str  # where the prompt and workflow go
-
-
-FORMATS = {
-    "webp": VideoFormat(".webp", True, "embedded (EXIF)"),
-    "webm": VideoFormat(".webm", True, "embedded (Matroska tags)"),
-    "apng": VideoFormat(".png", True, "embedded (PNG text chunks)"),
-    "gif": VideoFormat(".gif", True, "a .json file beside it"),
-    "mp4": VideoFormat(".mp4", False, "embedded (QuickTime metadata)"),
-}
-PREVIEW_QUALITY = 80
-
-
-class OutputPathError(ValueError):
-    """The filename prefix would put the file outside the output folder."""
+from .image_containers import ApngWriter, GifWriter, WebPWriter
+from .metadata import json_texts, webp_exif, write_sidecar
 
 
 @dataclass
 class SavedVideo:
     path: str
     frame_count: int
-    sidecar: str = None  # the .json holding the workflow, where the container could not
-    preview: str = None  # the animated WebP shown in the node, for formats the frontend cannot play
+    sidecar: str = None  # the .json holding the workflow, for a container that cannot
 
 
 def check_prefix(prefix, output_dir):
-    """Refuse a prefix that is empty, absolute, or climbs out of the output folder ("../x", "a/../../b")."""
+    """Refuse a prefix that is empty, holds a NUL, is absolute, or climbs out of the output folder."""
     if not prefix or not prefix.strip():
-        raise OutputPathError("the filename prefix is empty: give a name such as 'AnimateLCM/video'.")
+        raise OutputPathError("filename_prefix is empty: give a name such as 'AnimateLCM/video'.")
+    if "\0" in prefix:
+        raise OutputPathError(f"filename_prefix {prefix!r} contains a NUL character, which no file name can hold: "
+                              "remove it.")
     if os.path.isabs(prefix) or os.path.splitdrive(prefix)[0] or prefix.startswith(("/", "\\")):
-        raise OutputPathError(f"the filename prefix '{prefix}' is an absolute path; files can only be saved inside "
+        raise OutputPathError(f"filename_prefix '{prefix}' is an absolute path; files can only be saved inside "
                               "the output folder: use a relative prefix such as 'AnimateLCM/video'.")
     root = os.path.abspath(output_dir)
     target = os.path.abspath(os.path.join(root, prefix.replace("\\", "/")))
     if target == root or os.path.commonpath([root, target]) != root:
-        raise OutputPathError(f"the filename prefix '{prefix}' points outside the output folder ({root}): remove the "
+        raise OutputPathError(f"filename_prefix '{prefix}' points outside the output folder ({root}): remove the "
                               "'..' parts, e.g. 'AnimateLCM/video'.")
 
 
 def save_video(images, path, format_name, fps, loop_count=0, pingpong=False, quality=90, metadata=None,
-               preview_path=None, progress=None):
+               progress=None):
     """Write IMAGE frames ([N, H, W, C] float 0-1) to `path` in FORMATS[format_name].
 
-    metadata: {"prompt": ..., "workflow": ...} to embed (None: none). preview_path: also write an
-    animated WebP there for the node preview. progress(done, total) is called after each frame.
+    metadata: {"prompt": ..., "workflow": ...} to embed (None: none). progress(done, total) is
+    called after each frame.
     """
     if images.shape[0] == 0:
-        raise ValueError("there are no frames to save (the IMAGE batch is empty).")
+        raise VideoFormatError("there are no frames to save (the IMAGE batch is empty).")
     if format_name not in FORMATS:
         raise VideoFormatError(f"unknown video format '{format_name}': pick one of {', '.join(FORMATS)}.")
-    video_format = FORMATS[format_name]
-    height, width = images.shape[1:3]
     order = play_order(images.shape[0], pingpong)
     texts = json_texts(metadata)
-    folder, name = os.path.split(path)
-    partial = os.path.join(folder, f".{name}.partial{video_format.extension}")  # OpenCV goes by the extension
-    writers = []
+    # short, so any name that fits the folder fits this one too (issue 15: long prefixes)
+    partial = os.path.join(os.path.dirname(path), f".alcm-{uuid.uuid4().hex[:12]}{FORMATS[format_name].extension}")
+    writer = None
     try:
-        writers.append(_open(format_name, partial, width, height, len(order), fps, loop_count, quality, texts))
-        if preview_path:
-            writers.append(WebPWriter(preview_path, width, height, len(order), fps, loop_count, PREVIEW_QUALITY,
-                                      method=0))
+        writer = _open(format_name, partial, images.shape[2], images.shape[1], len(order), fps, loop_count,
+                       quality, texts)
         for done, index in enumerate(order, start=1):
-            frame = frame_uint8(images, index)  # the only converted copy: one frame
-            for writer in writers:
-                writer.write(frame)
+            writer.write(frame_uint8(images, index))  # the only converted copy: one frame
             if progress is not None:
                 progress(done, len(order))
-        for writer in writers:
-            writer.close()
-        sidecar = _finish(format_name, partial, path, texts, metadata)
+        writer.close()
+        os.replace(partial, path)
     except BaseException:  # cancelled too: leave nothing half-written
-        for writer in writers:
+        if writer is not None:
             writer.abort()
-        for leftover in (partial, partial + ".tags", preview_path):
-            if leftover and os.path.exists(leftover):
-                os.remove(leftover)
+        if os.path.exists(partial):
+            os.remove(partial)
         raise
-    return SavedVideo(path, len(order), sidecar, preview_path)
+    sidecar = write_sidecar(path, metadata) if texts and format_name == "gif" else None
+    return SavedVideo(path, len(order), sidecar)
 
 
 def _open(format_name, path, width, height, frame_count, fps, loop_count, quality, texts):
@@ -108,21 +82,4 @@ def _open(format_name, path, width, height, frame_count, fps, loop_count, qualit
         return GifWriter(path, width, height, frame_count, fps, loop_count)
     if format_name == "apng":
         return ApngWriter(path, width, height, frame_count, fps, loop_count, text=texts)
-    return OpenCVWriter(path, width, height, fps, "vp9" if format_name == "webm" else "mp4v")
-
-
-def _finish(format_name, partial, path, texts, metadata):
-    """Add the metadata the writer could not, move the file into place; returns the sidecar's path or None."""
-    embedded = format_name in ("webp", "apng")  # their writers embedded it
-    if texts and format_name in ("webm", "mp4"):
-        try:
-            if format_name == "webm":
-                embed_webm(partial, partial + ".tags", texts)
-                os.replace(partial + ".tags", partial)
-            else:
-                embed_mp4(partial, texts)
-            embedded = True
-        except EmbedError as error:  # a layout another FFmpeg wrote: keep the video, put the workflow beside it
-            log.warning("could not embed the workflow in %s (%s); it goes into a .json file beside it", path, error)
-    os.replace(partial, path)
-    return write_sidecar(path, metadata) if texts and not embedded else None
+    return AVWriter(path, format_name, width, height, fps, texts)

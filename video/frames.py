@@ -15,9 +15,9 @@ def play_order(frame_count, pingpong):
     return list(forward) + list(range(frame_count - 2, 0, -1))
 
 
-def frame_uint8(images, index, height=None, width=None):
-    """One IMAGE frame ([H, W, 3] float 0-1) as a contiguous uint8 numpy array, optionally cropped."""
-    frame = images[index, :height, :width, :3]
+def frame_uint8(images, index):
+    """One IMAGE frame ([H, W, 3] float 0-1) as a contiguous uint8 numpy array."""
+    frame = images[index, :, :, :3]
     if frame.shape[-1] == 1:  # a grey IMAGE
         frame = frame.expand(-1, -1, 3)
     return (frame.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
