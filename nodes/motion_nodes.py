@@ -50,9 +50,9 @@ class ApplyMotionModule:
                 "default": "auto",
                 "tooltip": "The number format the motion layers compute in. auto: the model's own (fp32 on a CPU, "
                            "usually fp16 on a GPU). bf16/fp16 are faster only where the hardware does them fast "
-                           "(GPUs; CPUs with AVX-512 BF16 for bf16, otherwise they are slower than fp32). Measured "
-                           "against fp32, on the motion layers' output: bf16 differs by about 1% of its spread, "
-                           "fp16 by about 0.1%."}),
+                           "(GPUs; CPUs with AVX-512 BF16 for bf16; elsewhere they are slower than fp32). Measured "
+                           "against fp32, on what the motion layers add to the image: bf16 differs by about 0.8% "
+                           "(RMS), fp16 by about 0.1%."}),
         }}
 
     RETURN_TYPES = ("MODEL",)
