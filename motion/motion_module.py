@@ -28,7 +28,8 @@ class MotionModule:
     format: MotionFormat
     weights: dict  # original AnimateDiff key names, as read from the file (no copy made)
     image_encoder: dict = None  # AnimateLCM-I2V's `img_encoder.*`, kept for image-to-video
-    _layer_tensors: dict = field(default_factory=dict, repr=False)  # dtype → {position: layer state dict}
+    # dtype → {position: layer state dict}; not an init field, so dataclasses.replace (a LoRA-merged copy) starts empty
+    _layer_tensors: dict = field(default_factory=dict, init=False, repr=False)
 
     @property
     def max_frames(self):

@@ -43,6 +43,17 @@ def mapped_rss(path):
     return total
 
 
+def test_a_module_made_from_another_builds_its_own_layers(pack, tmp_path):
+    """A motion LoRA makes a new MotionModule from this one's weights: it must not reuse the old layers."""
+    import dataclasses
+    module, _ = load(pack, tmp_path)
+    key = "mid_block.motion_modules.0.temporal_transformer.proj_in.weight"
+    module.build_layers(torch.float32)
+    merged = dataclasses.replace(module, weights={**module.weights, key: module.weights[key] + 1})
+    layer = merged.build_layers(torch.float32)["mid_block.motion_modules.0"]
+    assert torch.equal(layer.temporal_transformer.proj_in.weight, module.weights[key] + 1)
+
+
 def test_layers_share_one_copy_per_dtype(pack, tmp_path):
     module, _ = load(pack, tmp_path)
     position = "down_blocks.1.motion_modules.0"
