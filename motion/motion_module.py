@@ -52,9 +52,9 @@ class MotionModule:
         layers = {}
         for position, channels in self.positions().items():
             tensors = self.layer_tensors(dtype)[position]
-            pe = tensors.get("temporal_transformer.transformer_blocks.0.attention_blocks.0.pos_encoder.pe")
+            stored_pe = "temporal_transformer.transformer_blocks.0.attention_blocks.0.pos_encoder.pe" in tensors
             with torch.device("meta"):  # no throwaway random init: the tensors are assigned
-                layer = MotionLayer(channels, stored_frames=None if pe is None else pe.shape[1])
+                layer = MotionLayer(channels, self.max_frames, stored_pe)
             try:
                 layer.load_state_dict(tensors, strict=True, assign=True)
             except RuntimeError as error:
@@ -140,7 +140,7 @@ def _check_complete(module):
         found = {k[len(prefix):]: tuple(v.shape) for k, v in module.weights.items() if k.startswith(prefix)}
         stored_pe = any(n.endswith(".pos_encoder.pe") for n in found)
         with torch.device("meta"):
-            layer = MotionLayer(channels, stored_frames=1 if stored_pe else None)
+            layer = MotionLayer(channels, module.max_frames, stored_pe)
         expected = {}
         for name, tensor in layer.state_dict().items():
             if name.endswith(".to_qkv.weight"):  # the file holds its three parts

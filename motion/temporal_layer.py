@@ -40,34 +40,37 @@ def sinusoidal_position_encoding(frames, channels, device=None, dtype=torch.floa
 
 
 class PositionEncoder(nn.Module):
-    """The frame encoding added before each attention: the file's own (`pe`, AnimateDiff v1/v2/v3),
-    or, for files that store none (AnimateLCM), the fixed sinusoid, which is defined for any frame."""
+    """The frame encoding added before each attention, covering `max_frames` frames: the file's own
+    (`pe`, AnimateDiff v1/v2/v3), or, for files that store none (AnimateLCM), the fixed sinusoid."""
 
-    def __init__(self, channels, stored_frames=None):
+    def __init__(self, channels, max_frames, stored=False):
         super().__init__()
-        self.channels = channels
-        if stored_frames:
-            self.register_buffer("pe", torch.empty(1, stored_frames, channels))
+        self.channels, self.max_frames = channels, max_frames
+        if stored:
+            self.register_buffer("pe", torch.empty(1, max_frames, channels))
         else:
             self.pe = None
-        self._fixed = None  # the sinusoid, made once per (frames, device, dtype) it is asked for
+        self._fixed = None  # the sinusoid, made once per device and dtype it is asked for
+
+    def table(self, like):
+        """[1, max_frames, C] on `like`'s device and dtype."""
+        if self.pe is not None:
+            return self.pe.to(device=like.device, dtype=like.dtype)
+        if self._fixed is None or self._fixed.device != like.device or self._fixed.dtype != like.dtype:
+            self._fixed = sinusoidal_position_encoding(self.max_frames, self.channels, like.device, like.dtype)
+        return self._fixed
 
     def encoding(self, frames, like):
-        if self.pe is not None:
-            return self.pe[:, :frames].to(device=like.device, dtype=like.dtype)
-        fixed = self._fixed
-        if fixed is None or fixed.shape[1] != frames or fixed.device != like.device or fixed.dtype != like.dtype:
-            fixed = self._fixed = sinusoidal_position_encoding(frames, self.channels, like.device, like.dtype)
-        return fixed
+        return self.table(like)[:, :frames]
 
 
 class TemporalAttention(nn.Module):
-    def __init__(self, channels, stored_frames=None):
+    def __init__(self, channels, max_frames, stored_pe=False):
         super().__init__()
         self.heads = HEADS
         self.to_qkv = ops.Linear(channels, 3 * channels, bias=False)
         self.to_out = nn.ModuleList([ops.Linear(channels, channels)])
-        self.pos_encoder = PositionEncoder(channels, stored_frames)
+        self.pos_encoder = PositionEncoder(channels, max_frames, stored_pe)
 
     def forward(self, tokens, pe_scale=1.0):
         """tokens: [pixels, frames, channels]."""
@@ -95,9 +98,9 @@ class GEGLUFeedForward(nn.Module):
 
 
 class TemporalTransformerBlock(nn.Module):
-    def __init__(self, channels, stored_frames=None):
+    def __init__(self, channels, max_frames, stored_pe=False):
         super().__init__()
-        self.attention_blocks = nn.ModuleList([TemporalAttention(channels, stored_frames) for _ in range(2)])
+        self.attention_blocks = nn.ModuleList([TemporalAttention(channels, max_frames, stored_pe) for _ in range(2)])
         self.norms = nn.ModuleList([ops.LayerNorm(channels) for _ in range(2)])
         self.ff = GEGLUFeedForward(channels)
         self.ff_norm = ops.LayerNorm(channels)
@@ -109,11 +112,11 @@ class TemporalTransformerBlock(nn.Module):
 
 
 class TemporalTransformer(nn.Module):
-    def __init__(self, channels, stored_frames=None):
+    def __init__(self, channels, max_frames, stored_pe=False):
         super().__init__()
         self.norm = ops.GroupNorm(32, channels, eps=1e-6)
         self.proj_in = ops.Linear(channels, channels)
-        self.transformer_blocks = nn.ModuleList([TemporalTransformerBlock(channels, stored_frames)])
+        self.transformer_blocks = nn.ModuleList([TemporalTransformerBlock(channels, max_frames, stored_pe)])
         self.proj_out = ops.Linear(channels, channels)
 
     def forward(self, x, videos, strength=1.0, pe_scale=1.0):
@@ -134,9 +137,10 @@ class TemporalTransformer(nn.Module):
 class MotionLayer(nn.Module):
     """One motion-module position in the UNet (`<block>.motion_modules.<j>` in the file)."""
 
-    def __init__(self, channels, stored_frames=None):
+    def __init__(self, channels, max_frames, stored_pe=False):
+        """stored_pe: the file brings its own positional encoding (else the fixed sinusoid is used)."""
         super().__init__()
-        self.temporal_transformer = TemporalTransformer(channels, stored_frames)
+        self.temporal_transformer = TemporalTransformer(channels, max_frames, stored_pe)
         self.strength = 1.0
         self.pe_scale = 1.0
 
