@@ -274,8 +274,10 @@ def render_rss(host, repeats, frames=16, sizes=(64, 128), variants=(False, True)
 
 
 def _render_in_fresh_process(checkpoint, pixels, frames, motion):
-    code = ("import json, resource, sys, torch; sys.path.insert(0, sys.argv[1]); import comfy_host\n"
+    code = ("import json, resource, sys, torch; sys.path.insert(0, sys.argv[1]); import comfy_host, stand_ins\n"
             "h = comfy_host.start(); prompt = json.loads(sys.argv[2])\n"
+            "stand_ins.sd15_checkpoint(h, prompt['1']['inputs']['ckpt_name'])  # linked into this host's folders\n"
+            "stand_ins.motion_module(h, 'AnimateLCM_sd15_t2v.safetensors')\n"
             "h.run(prompt)\n"
             "print('RESULT', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
     prompt = {
@@ -294,9 +296,11 @@ def _render_in_fresh_process(checkpoint, pixels, frames, motion):
                        "inputs": {"motion_module_name": "AnimateLCM_sd15_t2v.safetensors"}}
         prompt["7"] = {"class_type": "ALCM_ApplyMotionModule",
                        "inputs": {"model": ["1", 0], "motion_module": ["9", 0], "strength": 1.0}}
-    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), json.dumps(prompt)],
-                         capture_output=True, text=True, check=True).stdout
-    peak = int(next(line for line in out.splitlines() if line.startswith("RESULT")).split()[1])
+    run = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), json.dumps(prompt)],
+                         capture_output=True, text=True)
+    if run.returncode:
+        raise RuntimeError(f"the render failed:\n{run.stderr[-3000:]}")
+    peak = int(next(line for line in run.stdout.splitlines() if line.startswith("RESULT")).split()[1])
     return peak
 
 
