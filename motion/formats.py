@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 
 from .errors import MotionModuleError
-from .temporal_layer import sinusoidal_position_encoding
 
 POSITION = re.compile(r"^((?:down_blocks|up_blocks)\.\d+|mid_block)\.motion_modules\.\d+")
 ANIMATELCM_FRAMES = 64
@@ -74,7 +73,11 @@ def _from_diffusers(state_dict):
 
 
 def normalise(state_dict, name, diffusers_config=None):
-    """(MotionFormat, motion weights in original naming with a `pe` for every attention, image-encoder weights)."""
+    """(MotionFormat, motion weights in original naming, image-encoder weights).
+
+    Files that store a positional encoding (AnimateDiff v1/v2/v3) keep it, as `...pos_encoder.pe`;
+    AnimateLCM stores none and its layers use their own fixed sinusoid (temporal_layer.py).
+    """
     keys = list(state_dict)
     _refuse_other_files(keys, name)
     image_encoder = {k[len("img_encoder."):]: v for k, v in state_dict.items() if k.startswith("img_encoder.")}
@@ -106,11 +109,6 @@ def normalise(state_dict, name, diffusers_config=None):
     else:
         family = f"AnimateDiff-compatible ({frames} frames)"
 
-    for key in pe_keys:  # one name for the encoding, whichever the file used
+    for key in pe_keys:  # one name for a stored encoding, whichever the file used; none stored: the layer's own
         motion[key.rsplit(".", 1)[0] + ".pe"] = motion.pop(key)
-    for key in [k for k in motion if k.endswith(".attention_blocks.0.to_q.weight") or
-                k.endswith(".attention_blocks.1.to_q.weight")]:
-        pe_key = key[: -len("to_q.weight")] + "pos_encoder.pe"
-        if pe_key not in motion:
-            motion[pe_key] = sinusoidal_position_encoding(frames, motion[key].shape[1])
     return MotionFormat(family, frames, has_mid, from_diffusers), motion, image_encoder or None

@@ -6,6 +6,9 @@
   names and positions, so weight patches (LoRAs) and code that indexes a block still find them.
 - A UNet function wrapper (set_model_unet_function_wrapper) tells the layers, per call, how many
   videos (cond/uncond chunks) the batch holds, and refuses frame counts the module cannot take.
+- The patcher's size (ModelPatcher.size, what model_size() reports and ComfyUI plans VRAM with)
+  grows by the layers' bytes, and the layers are children of the patched blocks, built from
+  comfy.ops layers: ComfyUI moves, counts and (in low-VRAM mode) partially offloads them with the UNet.
 
 Where the layers go is where AnimateDiff's UNet3D puts them (diffusers block → ComfyUI block):
 down_blocks.i.motion_modules.j → input_blocks[1 + 3i + j], after the resnet/attention pair;
@@ -16,6 +19,7 @@ import logging
 import re
 from collections import OrderedDict
 
+import comfy.model_management
 import comfy.utils
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import TimestepEmbedSequential
@@ -155,9 +159,18 @@ def _remove_previous_motion(animated, new_name):
     return inner.inner
 
 
-def animate(model, motion_module, strength=1.0):
+def motion_bytes(patcher):
+    """Bytes of the extra layers a patcher's object patches add to its UNet."""
+    return sum(comfy.model_management.module_size(child) for block in patcher.object_patches.values()
+               if isinstance(block, AnimatedBlock) for name, child in block.named_children() if not name.isdigit())
+
+
+def animate(model, motion_module, strength=1.0, precision=None):
     """A clone of `model` (a ModelPatcher) with the motion module's layers in its UNet; a motion
-    module this pack applied before is replaced."""
+    module this pack applied before is replaced.
+
+    precision: the dtype the motion layers compute in; None = the dtype the UNet computes in.
+    """
     marker = animatediff_evolved_marker(model)
     if marker is not None:
         raise MotionModuleError(
@@ -168,10 +181,13 @@ def animate(model, motion_module, strength=1.0):
     animated = model.clone()
     inner = _remove_previous_motion(animated, motion_module.name)
     base = animated.model
-    dtype = getattr(base, "manual_cast_dtype", None) or base.get_dtype()
+    dtype = precision or getattr(base, "manual_cast_dtype", None) or base.get_dtype()
+    image_model_size = model.model_size() - motion_bytes(model)
     for position, layer in motion_module.build_layers(dtype).items():
         layer.strength = strength
         path = "diffusion_model." + unet_block_path(position)
         animated.add_object_patch(path, block_with_motion_layer(comfy.utils.get_attr(base, path), layer))
+    # ComfyUI sizes a patcher once, from the unpatched model; the layers are ours to add
+    animated.size = image_model_size + motion_bytes(animated)
     animated.set_model_unet_function_wrapper(MotionWrapper(motion_module.name, motion_module.max_frames, inner))
     return animated

@@ -6,54 +6,81 @@ Per layer (AnimateDiff / AnimateLCM `TemporalTransformer3DModel`, one transforme
         h = h + Attention(LayerNorm(h) + pe[:frames])
     h = h + GEGLU_FeedForward(LayerNorm(h))
     out = x + strength · proj_out(h)                 proj_out is zero-initialised in training
-Parameter names are those of the original checkpoints, so a state dict loads as it is.
+
+The sublayers are ComfyUI's own `comfy.ops` layers, so ComfyUI's low-VRAM loader can leave any of
+them in RAM and cast them per call, as it does for the UNet's layers. Each attention computes
+q, k and v in one matrix product (`to_qkv`, built from the file's to_q/to_k/to_v: see
+motion_module.py), and reads them as strided views, so no layout copy sits between the product
+and torch's fused attention (measured on a 2-core AVX2 CPU: one product and SDPA over strided views
+take half the time of three products and two layout copies at 64 pixels, as fast as or faster than
+explicit bmm + softmax at every SD1.5 shape).
 """
 import math
 
+import comfy.ops
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 from .video_batch import videos_in_batch
 
 HEADS = 8
+ops = comfy.ops.disable_weight_init  # no random init: every weight is assigned from the file
 
 
-def sinusoidal_position_encoding(max_frames, channels):
-    """The fixed encoding of AnimateDiff's PositionalEncoding: sin on even, cos on odd channels."""
-    position = torch.arange(max_frames, dtype=torch.float32).unsqueeze(1)
-    div_term = torch.exp(torch.arange(0, channels, 2, dtype=torch.float32) * (-math.log(10000.0) / channels))
-    pe = torch.zeros(1, max_frames, channels)
+def sinusoidal_position_encoding(frames, channels, device=None, dtype=torch.float32):
+    """AnimateDiff's fixed PositionalEncoding: sin on even, cos on odd channels, [1, frames, channels]."""
+    position = torch.arange(frames, dtype=torch.float32, device=device).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, channels, 2, dtype=torch.float32, device=device)
+                         * (-math.log(10000.0) / channels))
+    pe = torch.zeros(1, frames, channels, device=device)
     pe[0, :, 0::2] = torch.sin(position * div_term)
     pe[0, :, 1::2] = torch.cos(position * div_term)
-    return pe
+    return pe.to(dtype)
 
 
 class PositionEncoder(nn.Module):
-    def __init__(self, max_frames, channels):
+    """The frame encoding added before each attention, covering `max_frames` frames: the file's own
+    (`pe`, AnimateDiff v1/v2/v3), or, for files that store none (AnimateLCM), the fixed sinusoid."""
+
+    def __init__(self, channels, max_frames, stored=False):
         super().__init__()
-        self.register_buffer("pe", torch.empty(1, max_frames, channels))
+        self.channels, self.max_frames = channels, max_frames
+        if stored:
+            self.register_buffer("pe", torch.empty(1, max_frames, channels))
+        else:
+            self.pe = None
+        self._fixed = None  # the sinusoid, made once per device and dtype it is asked for
+
+    def table(self, like):
+        """[1, max_frames, C] on `like`'s device and dtype."""
+        if self.pe is not None:
+            return self.pe.to(device=like.device, dtype=like.dtype)
+        if self._fixed is None or self._fixed.device != like.device or self._fixed.dtype != like.dtype:
+            self._fixed = sinusoidal_position_encoding(self.max_frames, self.channels, like.device, like.dtype)
+        return self._fixed
+
+    def encoding(self, frames, like):
+        return self.table(like)[:, :frames]
 
 
 class TemporalAttention(nn.Module):
-    def __init__(self, channels, max_frames):
+    def __init__(self, channels, max_frames, stored_pe=False):
         super().__init__()
         self.heads = HEADS
-        self.to_q = nn.Linear(channels, channels, bias=False)
-        self.to_k = nn.Linear(channels, channels, bias=False)
-        self.to_v = nn.Linear(channels, channels, bias=False)
-        self.to_out = nn.ModuleList([nn.Linear(channels, channels)])
-        self.pos_encoder = PositionEncoder(max_frames, channels)
+        self.to_qkv = ops.Linear(channels, 3 * channels, bias=False)
+        self.to_out = nn.ModuleList([ops.Linear(channels, channels)])
+        self.pos_encoder = PositionEncoder(channels, max_frames, stored_pe)
 
     def forward(self, tokens, pe_scale=1.0):
         """tokens: [pixels, frames, channels]."""
-        frames = tokens.shape[1]
-        tokens = tokens + pe_scale * self.pos_encoder.pe[:, :frames].to(tokens.dtype)
-        q, k, v = (rearrange(proj(tokens), "n f (h d) -> n h f d", h=self.heads)
-                   for proj in (self.to_q, self.to_k, self.to_v))
+        pixels, frames, channels = tokens.shape
+        pe = self.pos_encoder.encoding(frames, tokens)
+        tokens = tokens + pe if pe_scale == 1.0 else tokens + pe_scale * pe
+        # [pixels, frames, 3·C] read as three [pixels, heads, frames, C/heads] views: no copy
+        q, k, v = self.to_qkv(tokens).view(pixels, frames, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v)
-        return self.to_out[0](rearrange(out, "n h f d -> n f (h d)"))
+        return self.to_out[0](out.transpose(1, 2).reshape(pixels, frames, channels))
 
 
 class GEGLUFeedForward(nn.Module):
@@ -62,8 +89,8 @@ class GEGLUFeedForward(nn.Module):
     def __init__(self, channels, mult=4):
         super().__init__()
         inner = channels * mult
-        self.net = nn.ModuleList([nn.Module(), nn.Identity(), nn.Linear(inner, channels)])
-        self.net[0].proj = nn.Linear(channels, inner * 2)
+        self.net = nn.ModuleList([nn.Module(), nn.Identity(), ops.Linear(inner, channels)])
+        self.net[0].proj = ops.Linear(channels, inner * 2)
 
     def forward(self, x):
         hidden, gate = self.net[0].proj(x).chunk(2, dim=-1)
@@ -71,12 +98,12 @@ class GEGLUFeedForward(nn.Module):
 
 
 class TemporalTransformerBlock(nn.Module):
-    def __init__(self, channels, max_frames):
+    def __init__(self, channels, max_frames, stored_pe=False):
         super().__init__()
-        self.attention_blocks = nn.ModuleList([TemporalAttention(channels, max_frames) for _ in range(2)])
-        self.norms = nn.ModuleList([nn.LayerNorm(channels) for _ in range(2)])
+        self.attention_blocks = nn.ModuleList([TemporalAttention(channels, max_frames, stored_pe) for _ in range(2)])
+        self.norms = nn.ModuleList([ops.LayerNorm(channels) for _ in range(2)])
         self.ff = GEGLUFeedForward(channels)
-        self.ff_norm = nn.LayerNorm(channels)
+        self.ff_norm = ops.LayerNorm(channels)
 
     def forward(self, tokens, pe_scale=1.0):
         for attention, norm in zip(self.attention_blocks, self.norms):
@@ -85,34 +112,42 @@ class TemporalTransformerBlock(nn.Module):
 
 
 class TemporalTransformer(nn.Module):
-    def __init__(self, channels, max_frames):
+    def __init__(self, channels, max_frames, stored_pe=False):
         super().__init__()
-        self.norm = nn.GroupNorm(32, channels, eps=1e-6)
-        self.proj_in = nn.Linear(channels, channels)
-        self.transformer_blocks = nn.ModuleList([TemporalTransformerBlock(channels, max_frames)])
-        self.proj_out = nn.Linear(channels, channels)
+        self.norm = ops.GroupNorm(32, channels, eps=1e-6)
+        self.proj_in = ops.Linear(channels, channels)
+        self.transformer_blocks = nn.ModuleList([TemporalTransformerBlock(channels, max_frames, stored_pe)])
+        self.proj_out = ops.Linear(channels, channels)
 
     def forward(self, x, videos, strength=1.0, pe_scale=1.0):
         """x: [videos·frames, C, H, W], the frames of each video consecutive in the batch."""
-        height, width = x.shape[-2:]
-        tokens = rearrange(self.norm(x), "(b f) c h w -> (b h w) f c", b=videos)
+        frames_total, channels, height, width = x.shape
+        frames = frames_total // videos
+        # one token per pixel and video, its frames in a row: the only layout copy on the way in
+        tokens = (self.norm(x).view(videos, frames, channels, height * width).permute(0, 3, 1, 2)
+                  .reshape(videos * height * width, frames, channels))
         tokens = self.proj_in(tokens)
         for block in self.transformer_blocks:
             tokens = block(tokens, pe_scale)
-        delta = rearrange(self.proj_out(tokens), "(b h w) f c -> (b f) c h w", b=videos, h=height, w=width)
-        return x + delta if strength == 1.0 else x + strength * delta
+        delta = (self.proj_out(tokens).view(videos, height * width, frames, channels).permute(0, 2, 3, 1)
+                 .reshape(frames_total, channels, height, width))
+        return x + delta if strength == 1.0 else torch.add(x, delta, alpha=strength)
 
 
 class MotionLayer(nn.Module):
     """One motion-module position in the UNet (`<block>.motion_modules.<j>` in the file)."""
 
-    def __init__(self, channels, max_frames):
+    def __init__(self, channels, max_frames, stored_pe=False):
+        """stored_pe: the file brings its own positional encoding (else the fixed sinusoid is used)."""
         super().__init__()
-        self.temporal_transformer = TemporalTransformer(channels, max_frames)
+        self.temporal_transformer = TemporalTransformer(channels, max_frames, stored_pe)
         self.strength = 1.0
         self.pe_scale = 1.0
 
+    @property
+    def compute_dtype(self):
+        return self.temporal_transformer.proj_in.weight.dtype
+
     def forward(self, x):
-        dtype = self.temporal_transformer.proj_in.weight.dtype
-        out = self.temporal_transformer(x.to(dtype), videos_in_batch(x), self.strength, self.pe_scale)
+        out = self.temporal_transformer(x.to(self.compute_dtype), videos_in_batch(x), self.strength, self.pe_scale)
         return out.to(x.dtype)

@@ -3,10 +3,15 @@
     python tests/bench.py motion-overhead   # one UNet call with / without the temporal layers, 16 frames
     python tests/bench.py motion-load       # load time and peak RSS of a 1.8 GB fp32 .ckpt and 0.9 GB fp16 .safetensors
     python tests/bench.py sampler           # sampler overhead over the model's own time; 4 vs 25 steps
+    python tests/bench.py motion-layers     # time in the 21 motion layers per UNet call, 16 frames: ours vs the
+                                            # first layer (three q/k/v products, layout copies), interleaved
+    python tests/bench.py render-rss        # peak RSS of a 16-frame render in a fresh process, with and without
+                                            # the motion module (fp16 file, fp32 CPU UNet)
 
 Runs in the registry host (or COMFYUI_PATH) on random-weight full-size files, like the tests.
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -17,6 +22,7 @@ from pathlib import Path
 
 import psutil
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import comfy_host  # noqa: E402
@@ -174,19 +180,149 @@ def sampler(host, repeats, frames=16):
     print(f"| sampler overhead over the UNet's own time | {100 * statistics.median(overheads):.1f}% |")
 
 
+def _first_attention(attention, tokens, pe_scale=1.0):
+    """The pack's first temporal attention, for comparison: three q/k/v products and einops layouts."""
+    from einops import rearrange
+    frames, channels = tokens.shape[1], tokens.shape[2]
+    tokens = tokens + pe_scale * attention.pos_encoder.encoding(frames, tokens)
+    q, k, v = (rearrange(F.linear(tokens, w), "n f (h d) -> n h f d", h=attention.heads)
+               for w in attention.to_qkv.weight.split(channels))
+    out = F.scaled_dot_product_attention(q, k, v)
+    return attention.to_out[0](rearrange(out, "n h f d -> n f (h d)"))
+
+
+def _first_layer(layer, x, videos):
+    from einops import rearrange
+    t = layer.temporal_transformer
+    height, width = x.shape[-2:]
+    tokens = t.proj_in(rearrange(t.norm(x), "(b f) c h w -> (b h w) f c", b=videos))
+    block = t.transformer_blocks[0]
+    for attention, norm in zip(block.attention_blocks, block.norms):
+        tokens = _first_attention(attention, norm(tokens)) + tokens
+    tokens = block.ff(block.ff_norm(tokens)) + tokens
+    return x + rearrange(t.proj_out(tokens), "(b h w) f c -> (b f) c h w", b=videos, h=height, w=width)
+
+
+def _level(position):
+    kind, index = position.split(".")[:2]
+    return 3 if kind == "mid_block" else int(index) if kind == "down_blocks" else 3 - int(index)
+
+
+def motion_layers(host, repeats, frames=16):
+    """Time in all motion layers of one UNet call (cfg: 2 videos), ours against the first layer."""
+    import folder_paths
+    path = folder_paths.get_full_path("animatediff_models", stand_ins.motion_module(host, "AnimateLCM_sd15_t2v.safetensors"))
+    layers = host.pack.motion.motion_module.load_motion_module(path).build_layers(torch.float32)
+    video_layout = host.pack.motion.video_batch.video_layout
+    print(f"| pixels | motion layers, first version | now | time saved | max abs difference |")
+    for pixels in (64, 256):
+        inputs = {p: torch.randn(2 * frames, layer.temporal_transformer.proj_in.weight.shape[0],
+                                 pixels // 8 >> _level(p), pixels // 8 >> _level(p)) for p, layer in layers.items()}
+
+        def ours():
+            with video_layout(2):
+                return [layer(inputs[p]) for p, layer in layers.items()]
+
+        def first():
+            return [_first_layer(layer, inputs[p], 2) for p, layer in layers.items()]
+        difference = max(float((a - b).abs().max()) for a, b in zip(ours(), first()))
+        times = {"first": [], "ours": []}
+        for _ in range(repeats):  # interleaved, so a busy machine slows both alike
+            times["first"].append(median_time(first, 1))
+            times["ours"].append(median_time(ours, 1))
+        t_first, t_ours = statistics.median(times["first"]), statistics.median(times["ours"])
+        print(f"| {pixels}x{pixels} | {t_first:.3f} s | {t_ours:.3f} s | {100 * (1 - t_ours / t_first):.0f}% | "
+              f"{difference:.1e} |")
+    _precision_error(host, path, layers, frames)
+
+
+def _precision_error(host, path, layers, frames):
+    """How far reduced-precision layers land from fp32: RMS of the difference in what the layers add, ÷ its RMS."""
+    module = host.pack.motion.motion_module.load_motion_module(path)
+    video_layout = host.pack.motion.video_batch.video_layout
+    print("| motion_precision | error of the motion layers' contribution vs fp32 (RMS ratio; median, worst layer) | time |")
+    for dtype in (torch.bfloat16, torch.float16):
+        reduced, errors = module.build_layers(dtype), []
+        start = time.perf_counter()
+        for position, layer in layers.items():
+            x = torch.randn(2 * frames, layer.temporal_transformer.proj_in.weight.shape[0], 8 >> _level(position),
+                            8 >> _level(position), generator=torch.Generator().manual_seed(0))
+            with video_layout(2):
+                exact, low = layer(x) - x, reduced[position](x) - x
+            errors.append(float((low - exact).pow(2).mean().sqrt() / exact.pow(2).mean().sqrt()))
+        print(f"| {dtype} | {statistics.median(errors):.2%}, {max(errors):.2%} | {time.perf_counter() - start:.2f} s |")
+
+
+def render_rss(host, repeats, frames=16, sizes=(64, 128), variants=(False, True)):
+    """Peak RSS of a whole render (load, sample, decode) in a fresh process, with and without the module."""
+    import folder_paths
+    from safetensors.torch import load_file
+    checkpoint = stand_ins.sd15_checkpoint(host)
+    motion_file = folder_paths.get_full_path("animatediff_models",
+                                             stand_ins.motion_module(host, "AnimateLCM_sd15_t2v.safetensors"))
+    module_fp32 = sum(t.numel() * 4 for t in load_file(motion_file).values())  # the module in a CPU UNet's dtype
+    print(f"| pixels | render peak RSS, image model | with the motion module | added | "
+          f"added ÷ module in fp32 ({module_fp32 / 2**30:.2f} GiB) |")
+    for pixels in sizes:
+        peaks = {False: float("nan")}
+        for motion in variants:
+            peaks[motion] = statistics.median(_render_in_fresh_process(checkpoint, pixels, frames, motion)
+                                              for _ in range(repeats))
+        added = peaks[True] - peaks[False]
+        print(f"| {pixels}x{pixels} | {peaks[False] / 2**20:.0f} MiB | {peaks[True] / 2**20:.0f} MiB | "
+              f"{added / 2**20:.0f} MiB | {added / module_fp32:.2f} |")
+
+
+def _render_in_fresh_process(checkpoint, pixels, frames, motion):
+    code = ("import json, resource, sys, torch; sys.path.insert(0, sys.argv[1]); import comfy_host, stand_ins\n"
+            "h = comfy_host.start(); prompt = json.loads(sys.argv[2])\n"
+            "stand_ins.sd15_checkpoint(h, prompt['1']['inputs']['ckpt_name'])  # linked into this host's folders\n"
+            "stand_ins.motion_module(h, 'AnimateLCM_sd15_t2v.safetensors')\n"
+            "h.run(prompt)\n"
+            "print('RESULT', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+    prompt = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox running through snow", "clip": ["1", 1]}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}},
+        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": pixels, "height": pixels, "batch_size": frames}},
+        "5": {"class_type": "ALCM_Sampler", "inputs": {
+            "model": ["7", 0] if motion else ["1", 0], "positive": ["2", 0], "negative": ["3", 0],
+            "latent_image": ["4", 0], "seed": 0, "steps": 4, "cfg": 1.5, "denoise": 1.0, "mode": "text-to-video"}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+        "8": {"class_type": "PreviewImage", "inputs": {"images": ["6", 0]}},
+    }
+    if motion:
+        prompt["9"] = {"class_type": "ALCM_LoadMotionModule",
+                       "inputs": {"motion_module_name": "AnimateLCM_sd15_t2v.safetensors"}}
+        prompt["7"] = {"class_type": "ALCM_ApplyMotionModule",
+                       "inputs": {"model": ["1", 0], "motion_module": ["9", 0], "strength": 1.0}}
+    run = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), json.dumps(prompt)],
+                         capture_output=True, text=True)
+    if run.returncode:
+        raise RuntimeError(f"the render failed:\n{run.stderr[-3000:]}")
+    peak = int(next(line for line in run.stdout.splitlines() if line.startswith("RESULT")).split()[1])
+    return peak
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["motion-overhead", "motion-load", "sampler"])
+    parser.add_argument("what", choices=["motion-overhead", "motion-load", "sampler", "motion-layers", "render-rss"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--frames", type=int, default=16, help="latent batch for the sampler comparison")
+    parser.add_argument("--sizes", default="64,128", help="render-rss: frame sizes in pixels")
+    parser.add_argument("--motion-only", action="store_true", help="render-rss: only the renders with the module")
     args = parser.parse_args()
     torch.manual_seed(0)
     host = comfy_host.start()
     with torch.inference_mode():  # as ComfyUI's executor runs node code
         if args.what == "sampler":
             sampler(host, args.repeats, args.frames)
+        elif args.what == "render-rss":
+            render_rss(host, args.repeats, sizes=[int(p) for p in args.sizes.split(",")],
+                       variants=(True,) if args.motion_only else (False, True))
         else:
-            {"motion-overhead": motion_overhead, "motion-load": motion_load}[args.what](host, args.repeats)
+            {"motion-overhead": motion_overhead, "motion-load": motion_load, "motion-layers": motion_layers,
+             "render-rss": render_rss}[args.what](host, args.repeats)
 
 
 if __name__ == "__main__":

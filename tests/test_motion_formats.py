@@ -44,10 +44,26 @@ def test_recognises_each_family(load, tmp_path, family, ext):
 def test_animatelcm_gets_the_64_frame_sinusoid_it_was_trained_with(load, tmp_path, pack):
     save_safetensors(motion_state_dict("animatelcm_t2v", TINY), tmp_path / "lcm.safetensors")
     module = load(str(tmp_path / "lcm.safetensors"))
-    pe = module.weights["mid_block.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.1.pos_encoder.pe"]
+    assert module.max_frames == 64
+    assert not any("pos_encoder" in k for k in module.weights)  # nothing invented: the layer owns its encoding
+    layer = module.build_layers(torch.float32)["mid_block.motion_modules.0"]
+    encoder = layer.temporal_transformer.transformer_blocks[0].attention_blocks[1].pos_encoder
+    pe = encoder.encoding(64, torch.zeros(()))
     assert pe.shape == (1, 64, 128)
     assert torch.allclose(pe[0, 5, 0], torch.sin(torch.tensor(5.0)))
     assert torch.allclose(pe[0, 5, 1], torch.cos(torch.tensor(5.0)))
+    assert torch.allclose(pe[0, 63, 127], torch.cos(torch.tensor(63 / 10000 ** (126 / 128))))
+
+
+def test_stored_positional_encoding_is_kept(load, tmp_path):
+    sd = motion_state_dict("v2", TINY)
+    key = "mid_block.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.1.pos_encoder.pe"
+    sd[key] = torch.randn(sd[key].shape)  # a learned encoding, unlike any sinusoid
+    save_safetensors(sd, tmp_path / "v2.safetensors")
+    module = load(str(tmp_path / "v2.safetensors"))
+    layer = module.build_layers(torch.float32)["mid_block.motion_modules.0"]
+    encoder = layer.temporal_transformer.transformer_blocks[0].attention_blocks[1].pos_encoder
+    assert torch.equal(encoder.encoding(32, torch.zeros(())), sd[key])
 
 
 def test_checkpoint_wrapped_in_state_dict_key(load, tmp_path):

@@ -6,6 +6,8 @@ import torch
 
 from fixture_motion import layer_weights
 
+POSITION = "mid_block.motion_modules.0"
+
 
 def reference_layer(w, x, videos, max_frames, strength=1.0):
     """AnimateDiff's TemporalTransformer3DModel, spelled out: plain einsum attention, explicit sinusoid."""
@@ -44,22 +46,29 @@ def reference_layer(w, x, videos, max_frames, strength=1.0):
     return x + strength * delta
 
 
-def build_layer(pack, weights, channels, max_frames, dtype=torch.float32):
-    from fixture_motion import _sinusoid
-    layer = pack.motion.temporal_layer.MotionLayer(channels, max_frames)
+def module_of(pack, weights, max_frames, stored_pe=False):
+    """A MotionModule holding one layer's weights (original names) at the mid-block position."""
     weights = dict(weights)
-    for a in range(2):
-        weights[f"temporal_transformer.transformer_blocks.0.attention_blocks.{a}.pos_encoder.pe"] = _sinusoid(max_frames, channels)
-    layer.load_state_dict(weights)
-    return layer.to(dtype)
+    if stored_pe:
+        from fixture_motion import _sinusoid
+        for a in range(2):
+            key = f"temporal_transformer.transformer_blocks.0.attention_blocks.{a}.pos_encoder.pe"
+            weights[key] = _sinusoid(max_frames, weights["temporal_transformer.proj_in.weight"].shape[0])
+    motion_format = pack.motion.formats.MotionFormat("test", max_frames, True)
+    return pack.motion.motion_module.MotionModule(
+        "test", motion_format, {f"{POSITION}.{k}": v for k, v in weights.items()})
 
 
-@pytest.mark.parametrize("frames,videos", [(1, 1), (4, 1), (8, 2), (16, 2)])
-def test_layer_matches_reference_fp32(pack, frames, videos):
+def build_layer(pack, weights, channels, max_frames, dtype=torch.float32, stored_pe=False):
+    return module_of(pack, weights, max_frames, stored_pe).build_layers(dtype)[POSITION]
+
+
+@pytest.mark.parametrize("frames,videos,stored_pe", [(1, 1, False), (4, 1, True), (8, 2, False), (16, 2, True)])
+def test_layer_matches_reference_fp32(pack, frames, videos, stored_pe):
     channels = 64
     generator = torch.Generator().manual_seed(frames)
     weights = layer_weights(channels, generator)
-    layer = build_layer(pack, weights, channels, 32)
+    layer = build_layer(pack, weights, channels, 32, stored_pe=stored_pe)
     x = torch.randn(videos * frames, channels, 5, 3, generator=generator)
     with pack.motion.video_batch.video_layout(videos):
         ours = layer(x)
