@@ -3,9 +3,11 @@ ComfyUI's executor runs, and checked against the node definitions of the running
 
 The UI format keeps a node's widget values as a bare list (`widgets_values`), in the order the node
 declares its widget inputs, so reading it needs the live definitions (nodes.NODE_CLASS_MAPPINGS):
-a workflow is always read against the ComfyUI that will run it (start comfy_host first).
+a workflow is always read against the ComfyUI that will run it: the one in this process, or a
+server's /object_info (both give a catalog: {class_type: {"input": INPUT_TYPES(), "output": RETURN_TYPES}}).
 """
 import enum
+from collections.abc import Mapping
 
 DROPPED = {"Note", "MarkdownNote"}  # comments: nothing to run
 VIRTUAL = {"Reroute", "PrimitiveNode"}  # frontend-only: resolved through their links
@@ -19,9 +21,28 @@ class WorkflowError(ValueError):
     """The workflow cannot be turned into a prompt; the message says which node and why."""
 
 
-def _definitions():
-    import nodes  # the host's nodes.py, importable once comfy_host.start() has run
-    return nodes.NODE_CLASS_MAPPINGS
+class LiveCatalog(Mapping):
+    """The node definitions of the ComfyUI running in this process, in /object_info's shape."""
+
+    def __init__(self):
+        import nodes  # ComfyUI's nodes.py, importable once ComfyUI has started in this process
+        self.classes = nodes.NODE_CLASS_MAPPINGS
+        self.display_names = nodes.NODE_DISPLAY_NAME_MAPPINGS
+
+    def __getitem__(self, class_type):
+        cls = self.classes[class_type]
+        return {"input": cls.INPUT_TYPES(), "output": list(getattr(cls, "RETURN_TYPES", ())),
+                "display_name": self.display_names.get(class_type, class_type)}
+
+    def __iter__(self):
+        return iter(self.classes)
+
+    def __len__(self):
+        return len(self.classes)
+
+
+def _definitions(catalog=None):
+    return LiveCatalog() if catalog is None else catalog
 
 
 def _kind(kind):
@@ -31,9 +52,9 @@ def _kind(kind):
     return kind.value if isinstance(kind, enum.Enum) else kind
 
 
-def _declared(class_type):
+def _declared(class_type, catalog=None):
     """[(name, kind, options)] of a node's inputs in declaration order: required, then optional."""
-    types = _definitions()[class_type].INPUT_TYPES()
+    types = _definitions(catalog)[class_type]["input"]
     out = []
     for section in ("required", "optional"):
         for name, spec in types.get(section, {}).items():
@@ -44,13 +65,18 @@ def _declared(class_type):
     return out
 
 
-def widget_values(node):
+def declared_inputs(class_type, catalog=None):
+    """{input name: (kind, options)} of a node type."""
+    return {name: (kind, options) for name, kind, options in _declared(class_type, catalog)}
+
+
+def widget_values(node, catalog=None):
     """{input name: value} of a node's widgets, read from widgets_values in declaration order."""
     values = node.get("widgets_values") or []
     if isinstance(values, dict):  # some extension nodes save their widgets by name
         return dict(values)
     out, i = {}, 0
-    for name, kind, options in _declared(node["type"]):
+    for name, kind, options in _declared(node["type"], catalog):
         if kind not in WIDGET_KINDS or options.get("forceInput") or i >= len(values):
             continue
         out[name] = values[i]  # a widget converted to a socket keeps its slot here too
@@ -86,21 +112,22 @@ def _source(nodes, links, link_id):
     return None
 
 
-def to_api(workflow):
+def to_api(workflow, catalog=None):
     """The API-format prompt ({"<id>": {"class_type", "inputs"}}) of a UI-format workflow."""
+    catalog = _definitions(catalog)
     nodes = {node["id"]: node for node in workflow["nodes"]}
     links = _links(workflow)
     bypassed = [f"{n['id']} ({n['type']})" for n in nodes.values() if n.get("mode") == BYPASSED]
     if bypassed:  # rewiring around them is not supported: say so rather than run another graph
         raise WorkflowError(f"bypassed nodes are not supported, un-bypass or delete them: {', '.join(bypassed)}")
-    unknown = sorted({n["type"] for n in nodes.values()} - DROPPED - VIRTUAL - set(_definitions()))
+    unknown = sorted({n["type"] for n in nodes.values()} - DROPPED - VIRTUAL - set(catalog))
     if unknown:
         raise WorkflowError(f"unknown node types (a custom node pack that is not installed?): {', '.join(unknown)}")
     prompt = {}
     for node in nodes.values():
         if node["type"] in DROPPED | VIRTUAL or node.get("mode") == MUTED:
             continue
-        inputs = widget_values(node)
+        inputs = widget_values(node, catalog)
         for entry in node.get("inputs", []):
             source = _source(nodes, links, entry.get("link"))
             if source is not None:  # a link wins over the widget value of a converted widget
@@ -144,7 +171,7 @@ def check_workflow(workflow):
     definitions = _definitions()
     nodes = {node["id"]: node for node in workflow["nodes"]}
     known = {i: n for i, n in nodes.items() if n["type"] in definitions}
-    declared = {i: {name: (kind, options) for name, kind, options in _declared(n["type"])} for i, n in known.items()}
+    declared = {i: declared_inputs(n["type"]) for i, n in known.items()}
     problems = []
     for i, node in nodes.items():
         label = f"node {i} ({node['type']})"
@@ -167,7 +194,7 @@ def check_workflow(workflow):
             problems.append(f"{where}: joins a node that is not in the workflow")
             continue
         if origin in known:  # frontend-only ends (reroutes, primitives) take any type
-            outputs = getattr(definitions[nodes[origin]["type"]], "RETURN_TYPES", ())
+            outputs = definitions[nodes[origin]["type"]]["output"]
             if slot >= len(outputs) or not _fits(link_type, outputs[slot]):
                 got = _kind(outputs[slot]) if slot < len(outputs) else "nothing"
                 problems.append(f"{where}: the source output is {got}")

@@ -11,7 +11,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules b
 
 import comfy_host  # noqa: E402
 import stand_ins  # noqa: E402
-from stand_ins import CACHE_DIR, SD15_FILE  # noqa: E402,F401  (files too slow to make every run are cached there)
 
 
 class _PackRootIsNoTestPackage:
@@ -105,4 +104,4 @@ def workflow_api(pack):
 @pytest.fixture(scope="session")
 def sd15_checkpoint(host):
     """Name of a full-size random SD1.5 checkpoint in the host's checkpoints folder."""
-    return stand_ins.sd15_checkpoint(host, SD15_FILE)
+    return stand_ins.sd15_checkpoint(host)

@@ -1,39 +1,33 @@
-"""Random-weight stand-ins for the model files a test or a rendered workflow names.
+"""Random-weight stand-ins for the model files a test names: the product's (pipeline/stand_ins.py,
+what `render.py --stand-ins` makes), linked into the test host's own model folders.
 
 No weights can be downloaded where the suite runs, so files with the real key layouts and sizes
-are generated once, kept in CACHE_DIR between runs (never in the repository), and linked into the
-host's model folders under whatever name the graph asks for.
+are generated once, kept in CACHE_DIR between runs (never in the repository).
 """
-import os
-from pathlib import Path
+import importlib
 
-# Keyed by a version so a generator change makes a new file instead of reusing a stale one.
-CACHE_DIR = Path(os.environ.get("ALCM_TEST_CACHE", Path.home() / ".cache" / "animatelcm-fast"))
-SD15_FILE = "sd15_random_v1.safetensors"
-MOTION_FILE = "animatelcm_t2v_random_v1"  # + .safetensors or .ckpt
-SAFETENSORS = (".safetensors", ".sft")
+import comfy_host
 
 
-def _link(cached, folder, name):
-    """Symlink `cached` into `folder` as `name` (which may hold a subfolder, as ComfyUI allows)."""
-    target = folder / name
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(cached)
+
+def _product():
+    return importlib.import_module(comfy_host.start().pack.__name__ + ".pipeline.stand_ins")
+
+
+def __getattr__(name):  # CACHE_DIR, SD15_FILE: read from the product once the host runs
+    if name in ("CACHE_DIR", "SD15_FILE"):
+        return getattr(_product(), name)
+    raise AttributeError(name)
+
+
+def _linked(host, folder, name):
+    _product().link(_product().cached_file(folder, name), host.models_dir(folder), name)
     return name
 
 
-def sd15_checkpoint(host, name=SD15_FILE):
+def sd15_checkpoint(host, name=None):
     """A full-size random SD1.5 checkpoint (about 2 GB) in the host's checkpoints folder as `name`."""
-    if not name.lower().endswith(SAFETENSORS):
-        # ComfyUI reads any other extension as a pickle; a linked safetensors file would not load.
-        raise ValueError(f"no stand-in for checkpoint '{name}': only .safetensors names can be stood in for")
-    from fixture_sd15 import write_sd15_checkpoint
-    cached = CACHE_DIR / SD15_FILE
-    if not cached.exists():
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        write_sd15_checkpoint(cached)
-    return _link(cached, host.models_dir("checkpoints"), name)
+    return _linked(host, "checkpoints", name or _product().SD15_FILE)
 
 
 def narrow_sd15_checkpoint(host, name="sd15_narrow.safetensors"):
@@ -47,44 +41,11 @@ def narrow_sd15_checkpoint(host, name="sd15_narrow.safetensors"):
 
 
 def motion_module(host, name):
-    """A full-size random AnimateLCM t2v motion module (about 900 MB fp16) in animatediff_models as `name`.
-
-    The released AnimateLCM_sd15_t2v.ckpt is a pickle, so a `.ckpt` (or other pickle) name gets a
-    torch.save file: the loader's pickle path is what such a graph really exercises.
-    """
-    import torch
-    from safetensors.torch import load_file
-    from fixture_motion import motion_state_dict, save_pickle, save_safetensors
-    as_pickle = not name.lower().endswith(SAFETENSORS)
-    cached = CACHE_DIR / (MOTION_FILE + (".ckpt" if as_pickle else ".safetensors"))
-    if not cached.exists():
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        other = cached.with_suffix(".safetensors" if as_pickle else ".ckpt")
-        if other.exists():  # the same weights in the other form: convert rather than regenerate
-            sd = load_file(str(other)) if as_pickle else torch.load(other, map_location="cpu", weights_only=True)
-        else:
-            sd = motion_state_dict("animatelcm_t2v", dtype=torch.float16)
-        partial = cached.with_name(cached.name + ".partial")  # written whole, then renamed
-        (save_pickle if as_pickle else save_safetensors)(sd, partial)
-        partial.replace(cached)
-    return _link(cached, host.models_dir("animatediff_models"), name)
+    """A full-size random AnimateLCM t2v motion module (900 MB fp16; a pickle for a .ckpt name) as `name`."""
+    return _linked(host, "animatediff_models", name)
 
 
 def make_lora_stand_in(host, name):
-    """A random SD1.5 LoRA in the kohya layout in the host's loras folder as `name`.
-
-    A name that mentions AnimateLCM gets a spatial-LoRA stand-in (image layers only, no alpha,
-    like the released file); any other name a style LoRA (image layers and text encoder, alpha).
-    """
-    from fixture_lora import write_kohya_lora
-    spatial = "animatelcm" in name.lower()
-    cached = CACHE_DIR / ("animatelcm_lora_random_v1.safetensors" if spatial else "style_lora_random_v1.safetensors")
-    if not cached.exists():
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(cached.name + ".partial")
-        if spatial:
-            write_kohya_lora(partial, rank=64, alpha=None, text_encoder=False)
-        else:
-            write_kohya_lora(partial, rank=8, alpha=4.0, text_encoder=True)
-        partial.replace(cached)
-    return _link(cached, host.models_dir("loras"), name)
+    """A random SD1.5 kohya LoRA as `name`: a spatial-LoRA one (no alpha, image layers only) when the
+    name mentions AnimateLCM, else a style LoRA (alpha, image layers and text encoder)."""
+    return _linked(host, "loras", name)

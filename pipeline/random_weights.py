@@ -1,0 +1,259 @@
+"""Random-weight model files in the real key layouts, for trying a workflow without weights
+(`render.py --stand-ins`) and for the tests: nothing here is a trained model.
+
+SD1.5 checkpoint: every key and shape of a real `v1-5-pruned-emaonly.safetensors` UNet, VAE and CLIP-L text
+encoder, so ComfyUI's CheckpointLoaderSimple detects it as SD1.5 and loads it with nothing
+missing. Weights are scaled by 1/sqrt(fan_in) so activations stay finite through the network.
+AnimateLCM t2v motion module: the released file's layout (REFERENCE.md §3: 8 down, 12 up, 1 mid
+temporal layer, no pos_encoder keys). SD1.5 LoRA: the kohya layout civitai style LoRAs use.
+"""
+import math
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+UNET_CHANNELS = (320, 640, 1280, 1280)
+TEXT_WIDTH = 768
+
+
+def _resblock(shapes, prefix, cin, cout, emb):
+    shapes[f"{prefix}.in_layers.0.weight"] = (cin,)
+    shapes[f"{prefix}.in_layers.0.bias"] = (cin,)
+    shapes[f"{prefix}.in_layers.2.weight"] = (cout, cin, 3, 3)
+    shapes[f"{prefix}.in_layers.2.bias"] = (cout,)
+    shapes[f"{prefix}.emb_layers.1.weight"] = (cout, emb)
+    shapes[f"{prefix}.emb_layers.1.bias"] = (cout,)
+    shapes[f"{prefix}.out_layers.0.weight"] = (cout,)
+    shapes[f"{prefix}.out_layers.0.bias"] = (cout,)
+    shapes[f"{prefix}.out_layers.3.weight"] = (cout, cout, 3, 3)
+    shapes[f"{prefix}.out_layers.3.bias"] = (cout,)
+    if cin != cout:
+        shapes[f"{prefix}.skip_connection.weight"] = (cout, cin, 1, 1)
+        shapes[f"{prefix}.skip_connection.bias"] = (cout,)
+
+
+def _transformer(shapes, prefix, c, context=TEXT_WIDTH):
+    for name in ("norm",):
+        shapes[f"{prefix}.{name}.weight"] = (c,)
+        shapes[f"{prefix}.{name}.bias"] = (c,)
+    for name in ("proj_in", "proj_out"):
+        shapes[f"{prefix}.{name}.weight"] = (c, c, 1, 1)
+        shapes[f"{prefix}.{name}.bias"] = (c,)
+    block = f"{prefix}.transformer_blocks.0"
+    for attn, kv in (("attn1", c), ("attn2", context)):
+        shapes[f"{block}.{attn}.to_q.weight"] = (c, c)
+        shapes[f"{block}.{attn}.to_k.weight"] = (c, kv)
+        shapes[f"{block}.{attn}.to_v.weight"] = (c, kv)
+        shapes[f"{block}.{attn}.to_out.0.weight"] = (c, c)
+        shapes[f"{block}.{attn}.to_out.0.bias"] = (c,)
+    shapes[f"{block}.ff.net.0.proj.weight"] = (8 * c, c)
+    shapes[f"{block}.ff.net.0.proj.bias"] = (8 * c,)
+    shapes[f"{block}.ff.net.2.weight"] = (c, 4 * c)
+    shapes[f"{block}.ff.net.2.bias"] = (c,)
+    for norm in ("norm1", "norm2", "norm3"):
+        shapes[f"{block}.{norm}.weight"] = (c,)
+        shapes[f"{block}.{norm}.bias"] = (c,)
+
+
+def unet_shapes(prefix="model.diffusion_model.", ch=UNET_CHANNELS):
+    """The SD1.5 UNet; `ch` other than (320, 640, 1280, 1280) gives the same layout at another width."""
+    s = {}
+    emb = 4 * ch[0]
+    s["time_embed.0.weight"], s["time_embed.0.bias"] = (emb, ch[0]), (emb,)
+    s["time_embed.2.weight"], s["time_embed.2.bias"] = (emb, emb), (emb,)
+    s["input_blocks.0.0.weight"], s["input_blocks.0.0.bias"] = (ch[0], 4, 3, 3), (ch[0],)
+    skips, block, cin = [ch[0]], 1, ch[0]
+    for level, cout in enumerate(ch):
+        for _ in range(2):
+            _resblock(s, f"input_blocks.{block}.0", cin, cout, emb)
+            if level < 3:
+                _transformer(s, f"input_blocks.{block}.1", cout)
+            cin = cout
+            skips.append(cout)
+            block += 1
+        if level < 3:
+            s[f"input_blocks.{block}.0.op.weight"] = (cout, cout, 3, 3)
+            s[f"input_blocks.{block}.0.op.bias"] = (cout,)
+            skips.append(cout)
+            block += 1
+    _resblock(s, "middle_block.0", ch[3], ch[3], emb)
+    _transformer(s, "middle_block.1", ch[3])
+    _resblock(s, "middle_block.2", ch[3], ch[3], emb)
+    block = 0
+    for level, cout in reversed(list(enumerate(ch))):
+        for i in range(3):
+            _resblock(s, f"output_blocks.{block}.0", cin + skips.pop(), cout, emb)
+            cin = cout
+            sub = 1
+            if level < 3:
+                _transformer(s, f"output_blocks.{block}.1", cout)
+                sub = 2
+            if level > 0 and i == 2:
+                s[f"output_blocks.{block}.{sub}.conv.weight"] = (cout, cout, 3, 3)
+                s[f"output_blocks.{block}.{sub}.conv.bias"] = (cout,)
+            block += 1
+    s["out.0.weight"], s["out.0.bias"] = (ch[0],), (ch[0],)
+    s["out.2.weight"], s["out.2.bias"] = (4, ch[0], 3, 3), (4,)
+    return {prefix + k: v for k, v in s.items()}
+
+
+def _vae_resnet(s, prefix, cin, cout):
+    s[f"{prefix}.norm1.weight"], s[f"{prefix}.norm1.bias"] = (cin,), (cin,)
+    s[f"{prefix}.conv1.weight"], s[f"{prefix}.conv1.bias"] = (cout, cin, 3, 3), (cout,)
+    s[f"{prefix}.norm2.weight"], s[f"{prefix}.norm2.bias"] = (cout,), (cout,)
+    s[f"{prefix}.conv2.weight"], s[f"{prefix}.conv2.bias"] = (cout, cout, 3, 3), (cout,)
+    if cin != cout:
+        s[f"{prefix}.nin_shortcut.weight"], s[f"{prefix}.nin_shortcut.bias"] = (cout, cin, 1, 1), (cout,)
+
+
+def _vae_mid(s, prefix, c):
+    _vae_resnet(s, f"{prefix}.block_1", c, c)
+    s[f"{prefix}.attn_1.norm.weight"], s[f"{prefix}.attn_1.norm.bias"] = (c,), (c,)
+    for name in ("q", "k", "v", "proj_out"):
+        s[f"{prefix}.attn_1.{name}.weight"], s[f"{prefix}.attn_1.{name}.bias"] = (c, c, 1, 1), (c,)
+    _vae_resnet(s, f"{prefix}.block_2", c, c)
+
+
+def vae_shapes(prefix="first_stage_model."):
+    s = {}
+    ch = (128, 256, 512, 512)
+    s["encoder.conv_in.weight"], s["encoder.conv_in.bias"] = (ch[0], 3, 3, 3), (ch[0],)
+    cin = ch[0]
+    for level, cout in enumerate(ch):
+        for j in range(2):
+            _vae_resnet(s, f"encoder.down.{level}.block.{j}", cin, cout)
+            cin = cout
+        if level < 3:
+            s[f"encoder.down.{level}.downsample.conv.weight"] = (cout, cout, 3, 3)
+            s[f"encoder.down.{level}.downsample.conv.bias"] = (cout,)
+    _vae_mid(s, "encoder.mid", ch[3])
+    s["encoder.norm_out.weight"], s["encoder.norm_out.bias"] = (ch[3],), (ch[3],)
+    s["encoder.conv_out.weight"], s["encoder.conv_out.bias"] = (8, ch[3], 3, 3), (8,)
+    s["quant_conv.weight"], s["quant_conv.bias"] = (8, 8, 1, 1), (8,)
+    s["post_quant_conv.weight"], s["post_quant_conv.bias"] = (4, 4, 1, 1), (4,)
+    s["decoder.conv_in.weight"], s["decoder.conv_in.bias"] = (ch[3], 4, 3, 3), (ch[3],)
+    _vae_mid(s, "decoder.mid", ch[3])
+    cin = ch[3]
+    for level in reversed(range(4)):
+        cout = ch[level]
+        for j in range(3):
+            _vae_resnet(s, f"decoder.up.{level}.block.{j}", cin, cout)
+            cin = cout
+        if level > 0:
+            s[f"decoder.up.{level}.upsample.conv.weight"] = (cout, cout, 3, 3)
+            s[f"decoder.up.{level}.upsample.conv.bias"] = (cout,)
+    s["decoder.norm_out.weight"], s["decoder.norm_out.bias"] = (ch[0],), (ch[0],)
+    s["decoder.conv_out.weight"], s["decoder.conv_out.bias"] = (3, ch[0], 3, 3), (3,)
+    return {prefix + k: v for k, v in s.items()}
+
+
+def clip_shapes(prefix="cond_stage_model.transformer.text_model."):
+    s = {"embeddings.token_embedding.weight": (49408, TEXT_WIDTH),
+         "embeddings.position_embedding.weight": (77, TEXT_WIDTH),
+         "final_layer_norm.weight": (TEXT_WIDTH,), "final_layer_norm.bias": (TEXT_WIDTH,)}
+    for i in range(12):
+        p = f"encoder.layers.{i}"
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            s[f"{p}.self_attn.{proj}.weight"], s[f"{p}.self_attn.{proj}.bias"] = (TEXT_WIDTH, TEXT_WIDTH), (TEXT_WIDTH,)
+        for norm in ("layer_norm1", "layer_norm2"):
+            s[f"{p}.{norm}.weight"], s[f"{p}.{norm}.bias"] = (TEXT_WIDTH,), (TEXT_WIDTH,)
+        s[f"{p}.mlp.fc1.weight"], s[f"{p}.mlp.fc1.bias"] = (4 * TEXT_WIDTH, TEXT_WIDTH), (4 * TEXT_WIDTH,)
+        s[f"{p}.mlp.fc2.weight"], s[f"{p}.mlp.fc2.bias"] = (TEXT_WIDTH, 4 * TEXT_WIDTH), (TEXT_WIDTH,)
+    return {prefix + k: v for k, v in s.items()}
+
+
+def random_tensor(key, shape, generator, dtype=torch.float16):
+    """Norm scales 1, biases 0, everything else N(0, 1/fan_in)."""
+    is_norm = any(n in key for n in ("norm", "in_layers.0", "out_layers.0", "out.0.")) and len(shape) == 1
+    if key.endswith(".bias"):
+        return torch.zeros(shape, dtype=dtype)
+    if is_norm:
+        return torch.ones(shape, dtype=dtype)
+    if "embedding" in key:
+        return (torch.randn(shape, generator=generator) * 0.02).to(dtype)
+    fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]
+    return (torch.randn(shape, generator=generator) / math.sqrt(fan_in)).to(dtype)
+
+
+def sd15_shapes():
+    return {**unet_shapes(), **vae_shapes(), **clip_shapes()}
+
+
+def write_sd15_checkpoint(path, seed=0, dtype=torch.float16):
+    """Write the full-size random SD1.5 checkpoint (about 2 GB in fp16) atomically to `path`."""
+    path = Path(path)
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {k: random_tensor(k, shape, generator, dtype) for k, shape in sd15_shapes().items()}
+    tensors["cond_stage_model.transformer.text_model.embeddings.position_ids"] = torch.arange(77).unsqueeze(0)
+    tmp = path.with_suffix(".partial")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    tmp.replace(path)
+    return path
+
+
+# --- AnimateLCM t2v motion module -------------------------------------------------------------
+
+def _motion_layer(c, generator):
+    """One temporal layer in the original naming, relative to `...motion_modules.J.`."""
+    def rand(*shape):
+        return torch.randn(*shape, generator=generator) / math.sqrt(shape[-1])
+
+    def small(n):
+        return 0.1 * torch.randn(n, generator=generator)
+    t = "temporal_transformer."
+    w = {t + "norm.weight": 1 + small(c), t + "norm.bias": small(c), t + "proj_in.weight": rand(c, c),
+         t + "proj_in.bias": small(c), t + "proj_out.weight": rand(c, c), t + "proj_out.bias": small(c)}
+    b = t + "transformer_blocks.0."
+    for a in range(2):
+        for proj in ("to_q", "to_k", "to_v"):
+            w[f"{b}attention_blocks.{a}.{proj}.weight"] = rand(c, c)
+        w[f"{b}attention_blocks.{a}.to_out.0.weight"] = rand(c, c)
+        w[f"{b}attention_blocks.{a}.to_out.0.bias"] = small(c)
+        w[f"{b}norms.{a}.weight"], w[f"{b}norms.{a}.bias"] = 1 + small(c), small(c)
+    w[b + "ff.net.0.proj.weight"], w[b + "ff.net.0.proj.bias"] = rand(8 * c, c), small(8 * c)
+    w[b + "ff.net.2.weight"], w[b + "ff.net.2.bias"] = rand(c, 4 * c), small(c)
+    w[b + "ff_norm.weight"], w[b + "ff_norm.bias"] = 1 + small(c), small(c)
+    return w
+
+
+def animatelcm_motion_module(seed=0, dtype=torch.float16, channels=UNET_CHANNELS):
+    """The state dict of an AnimateLCM_sd15_t2v.ckpt-shaped motion module (about 900 MB in fp16)."""
+    generator = torch.Generator().manual_seed(seed)
+    positions = {f"down_blocks.{i}.motion_modules.{j}": channels[i] for i in range(4) for j in range(2)}
+    positions.update({f"up_blocks.{i}.motion_modules.{j}": channels[3 - i] for i in range(4) for j in range(3)})
+    positions["mid_block.motion_modules.0"] = channels[3]
+    return {f"{position}.{k}": v.to(dtype) for position, c in positions.items()
+            for k, v in _motion_layer(c, generator).items()}
+
+
+# --- SD1.5 LoRA (kohya) -----------------------------------------------------------------------
+
+def _kohya_modules(text_encoder):
+    """{kohya module name: (in, out)}: the attention projections of SD1.5's 16 transformer blocks
+    (`lora_unet_<diffusers path with _>`) and, with text_encoder, CLIP-L's (`lora_te_...`)."""
+    c0, c1, c2 = UNET_CHANNELS[:3]
+    blocks = ([(f"down_blocks_{i}_attentions_{j}", c) for i, c in enumerate((c0, c1, c2)) for j in range(2)]
+              + [("mid_block_attentions_0", c2)]
+              + [(f"up_blocks_{i}_attentions_{j}", c) for i, c in ((1, c2), (2, c1), (3, c0)) for j in range(3)])
+    modules = {}
+    for block, c in blocks:
+        for attn, kv in (("attn1", c), ("attn2", TEXT_WIDTH)):
+            base = f"lora_unet_{block}_transformer_blocks_0_{attn}"
+            modules.update({f"{base}_to_q": (c, c), f"{base}_to_k": (kv, c), f"{base}_to_v": (kv, c),
+                            f"{base}_to_out_0": (c, c)})
+    if text_encoder:
+        modules.update({f"lora_te_text_model_encoder_layers_{i}_self_attn_{p}": (TEXT_WIDTH, TEXT_WIDTH)
+                        for i in range(12) for p in ("q_proj", "k_proj", "v_proj", "out_proj")})
+    return modules
+
+
+def kohya_lora(rank=4, alpha=None, text_encoder=True, seed=0, dtype=torch.float16):
+    generator = torch.Generator().manual_seed(seed)
+    sd = {}
+    for name, (fan_in, fan_out) in _kohya_modules(text_encoder).items():
+        sd[f"{name}.lora_down.weight"] = (torch.randn(rank, fan_in, generator=generator) * 0.1).to(dtype)
+        sd[f"{name}.lora_up.weight"] = (torch.randn(fan_out, rank, generator=generator) * 0.1).to(dtype)
+        if alpha is not None:
+            sd[f"{name}.alpha"] = torch.tensor(float(alpha), dtype=dtype)
+    return sd

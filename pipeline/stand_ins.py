@@ -1,0 +1,163 @@
+"""Random-weight stand-ins for the model files and input videos a workflow names, made only when the
+user asks (`--stand-ins`), only for files that are missing, and never inside the user's folders.
+
+Each file is generated once into CACHE_DIR (keyed by a version, so a generator change makes a new
+file) and linked under the name the workflow asks for into CACHE_DIR/stand-ins/<model folder>,
+which is added *after* ComfyUI's own folders for this process only: a file the user has always wins.
+"""
+import logging
+import os
+from pathlib import Path
+
+from . import random_weights
+
+CACHE_DIR = Path(os.environ.get("ANIMATELCM_CACHE") or os.environ.get("ALCM_TEST_CACHE")
+                 or Path.home() / ".cache" / "animatelcm-fast")
+SD15_FILE = "sd15_random_v1.safetensors"
+MOTION_FILE = "animatelcm_t2v_random_v1"  # + .safetensors or .ckpt
+SAFETENSORS = (".safetensors", ".sft")
+WEIGHT_EXTENSIONS = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin")
+STAND_IN_VIDEO_FRAMES = 16
+log = logging.getLogger("animatelcm.render")
+
+
+class StandInError(ValueError):
+    """A missing file that no stand-in can be made for; the message names it and the fix."""
+
+
+def model_folder(input_name):
+    """The ComfyUI model folder an input's file name is looked up in, when we can stand in for it."""
+    if input_name == "ckpt_name":
+        return "checkpoints"
+    if input_name == "motion_module_name":
+        return "animatediff_models"
+    if "lora" in input_name:
+        return "loras"
+    return None
+
+
+def model_files(prompt):
+    """[(node id, input, folder, file name)] of every model file the prompt names that we know the folder of."""
+    out = []
+    for node_id, node in prompt.items():
+        for name, value in node["inputs"].items():
+            folder = model_folder(name)
+            if folder and isinstance(value, str) and value.lower().endswith(WEIGHT_EXTENSIONS):
+                out.append((node_id, name, folder, value))
+    return out
+
+
+def missing_model_files(prompt):
+    import folder_paths
+    forget_file_lists()
+    return [entry for entry in model_files(prompt) if folder_paths.get_full_path(entry[2], entry[3]) is None]
+
+
+def _atomic(path, write):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")  # written whole, then renamed: a killed run leaves no half file
+    write(partial)
+    partial.replace(path)
+    return path
+
+
+def cached_file(folder, name):
+    """The cached random-weight file standing in for `name` in `folder` (made on first use)."""
+    import torch
+    from safetensors.torch import save_file
+    if folder == "checkpoints":
+        if not name.lower().endswith(SAFETENSORS):
+            # ComfyUI reads any other extension as a pickle; a linked safetensors file would not load
+            raise StandInError(f"no stand-in can be made for checkpoint '{name}' (only for .safetensors names): "
+                               "put the file in ComfyUI's models/checkpoints")
+        path = CACHE_DIR / SD15_FILE
+        if not path.exists():
+            log.info("making a random-weight SD1.5 checkpoint (2 GB, once; about a minute and 10 GB of RAM)")
+            random_weights.write_sd15_checkpoint(path)
+        return path
+    if folder == "animatediff_models":
+        # the released AnimateLCM_sd15_t2v.ckpt is a pickle: a .ckpt name gets one, so the real load path runs
+        as_pickle = not name.lower().endswith(SAFETENSORS)
+        path = CACHE_DIR / (MOTION_FILE + (".ckpt" if as_pickle else ".safetensors"))
+        if not path.exists():
+            log.info("making a random-weight AnimateLCM motion module (900 MB, once)")
+            sd = random_weights.animatelcm_motion_module()
+            _atomic(path, (lambda p: torch.save(sd, p)) if as_pickle else
+                    (lambda p: save_file({k: v.contiguous() for k, v in sd.items()}, str(p))))
+        return path
+    if folder == "loras":
+        # AnimateLCM's spatial LoRA stores no alpha and skips the text encoder; style LoRAs usually have both
+        spatial = "animatelcm" in name.lower()
+        path = CACHE_DIR / ("animatelcm_lora_random_v1.safetensors" if spatial else "style_lora_random_v1.safetensors")
+        if not path.exists():
+            sd = (random_weights.kohya_lora(rank=64, alpha=None, text_encoder=False) if spatial
+                  else random_weights.kohya_lora(rank=8, alpha=4.0, text_encoder=True))
+            _atomic(path, lambda p: save_file(sd, str(p)))
+        return path
+    raise StandInError(f"no stand-in can be made for '{name}' in {folder}")
+
+
+def link(cached, folder_dir, name):
+    """Symlink `cached` into `folder_dir` as `name` (which may hold a subfolder, as ComfyUI allows)."""
+    target = Path(folder_dir) / name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink():  # a dangling link from a cache that was emptied
+            target.unlink()
+        target.symlink_to(cached)
+    return target
+
+
+def forget_file_lists():
+    import folder_paths
+    cache = getattr(folder_paths, "filename_list_cache", None)
+    if isinstance(cache, dict):
+        cache.clear()
+
+
+def provide_model_files(prompt):
+    """Stand-ins for the model files the prompt names that ComfyUI cannot find; returns what was stood in for."""
+    import folder_paths
+    made = []
+    for node_id, input_name, folder, name in missing_model_files(prompt):
+        folder_dir = CACHE_DIR / "stand-ins" / folder
+        if str(folder_dir) not in folder_paths.get_folder_paths(folder):
+            folder_paths.add_model_folder_path(folder, str(folder_dir))  # appended: real files come first
+        link(cached_file(folder, name), folder_dir, name)
+        log.warning("node %s %s: '%s' is not in ComfyUI's %s folder: using RANDOM WEIGHTS in its place "
+                    "(the video shows noise, not the prompt)", node_id, input_name, name, folder)
+        made.append(name)
+    forget_file_lists()
+    return made
+
+
+def provide_input_videos(prompt, size=None):
+    """A moving-gradient video for each Load Video node whose file is not in the input folder, written to
+    ComfyUI's temp folder and named with ComfyUI's "[temp]" annotation (the input folder is left alone)."""
+    import folder_paths
+    import torch
+    from ..video import encode
+    by_extension = {f.extension: name for name, f in encode.FORMATS.items()}
+    for node_id, node in prompt.items():
+        inputs = node["inputs"]
+        if node["class_type"] != "ALCM_LoadVideo" or not isinstance(inputs.get("video"), str):
+            continue
+        if folder_paths.exists_annotated_filepath(inputs["video"]):
+            continue
+        name = Path(inputs["video"]).name
+        extension = Path(name).suffix.lower()
+        if extension not in by_extension:
+            raise StandInError(f"node {node_id}: no stand-in can be made for '{inputs['video']}' (only for "
+                               f"{', '.join(sorted(by_extension))}): put the video in {folder_paths.get_input_directory()}")
+        cap = inputs.get("frame_cap") or STAND_IN_VIDEO_FRAMES
+        count = inputs.get("skip_first_frames", 0) + cap * inputs.get("select_every_nth", 1)
+        side = size or 512
+        y, x = torch.meshgrid(torch.linspace(0, 1, side), torch.linspace(0, 1, side), indexing="ij")
+        t = (torch.arange(count) / count).view(count, 1, 1)
+        gradient = torch.stack([(x + t) % 1, y.expand(count, -1, -1), (1 - x * y + t) % 1], dim=-1)
+        path = Path(folder_paths.get_temp_directory()) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        encode.save_video(gradient, str(path), by_extension[extension], 8.0)
+        inputs["video"] = f"{name} [temp]"
+        log.warning("node %s: '%s' is not in the input folder: using a %d-frame %d px moving-gradient stand-in",
+                    node_id, name, count, side)

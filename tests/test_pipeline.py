@@ -1,0 +1,282 @@
+"""The headless renderer (pipeline/): overrides, job batches and their manifest, a real ComfyUI server,
+and Ray workers, each run through the renderer's own command (render.main) in the test host.
+
+Most tests render a graph that needs no model (Empty Image -> Save Video (AnimateLCM)), so they stay
+quick; the shipped workflows and the Ray-equals-serial check use the full-size stand-ins (slow).
+"""
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+WORKFLOWS = sorted((Path(__file__).resolve().parents[1] / "workflows").glob("*.json"))
+T2V = WORKFLOWS[0].parent / "animatelcm_t2v.json"
+
+
+@pytest.fixture(scope="module")
+def pipeline(pack):
+    return lambda name: importlib.import_module(f"{pack.__name__}.pipeline.{name}")
+
+
+def _api_node(class_type, title, **inputs):
+    """An API-format node with every required widget the caller leaves out at its default."""
+    import nodes
+    for name, spec in nodes.NODE_CLASS_MAPPINGS[class_type].INPUT_TYPES()["required"].items():
+        if name not in inputs:
+            options = spec[1] if len(spec) > 1 else {}
+            inputs[name] = options.get("default", spec[0][0] if isinstance(spec[0], list) else None)
+    return {"class_type": class_type, "inputs": inputs, "_meta": {"title": title}}
+
+
+@pytest.fixture
+def colour_workflow(tmp_path):
+    """A modelless API workflow: a 2-frame 16 px canvas of one colour saved as a WebP video."""
+    prompt = {"1": _api_node("EmptyImage", "Canvas", width=16, height=16, batch_size=2, color=0),
+              "2": _api_node("ALCM_SaveVideo", "Save", images=["1", 0], filename_prefix=f"pipeline/{tmp_path.name}")}
+    path = tmp_path / "colour.json"
+    path.write_text(json.dumps(prompt))
+    return path
+
+
+def _render(pipeline, *argv):
+    return pipeline("render").main([str(a) for a in argv] + ["--quiet"])
+
+
+def _frames(pack, path):
+    frames, _ = pack.video.decode.load_video(str(path))
+    return frames
+
+
+# --- overrides ---------------------------------------------------------------------------------
+
+def test_overrides_by_title_id_and_type(host, pipeline):
+    jobs, catalog = pipeline("jobs"), pipeline("workflow_api").LiveCatalog()
+    workflow = jobs.load_workflow(T2V, catalog)
+    before = json.dumps(workflow.prompt, sort_keys=True)
+    prompt = jobs.apply_overrides(workflow, {
+        "AnimateLCM Sampler (4 steps).seed": "7",  # the node's title, as text from the command line
+        "4.text": "a cat",  # an id
+        "empty latent image.batch_size": 2.0,  # the node's display name in any case; a whole float is an INT
+        "ALCM_Sampler.cfg": "1",  # its type
+    }, catalog)
+    sampler = prompt["7"]["inputs"]
+    assert (sampler["seed"], sampler["cfg"], prompt["4"]["inputs"]["text"]) == (7, 1.0, "a cat")
+    assert prompt["6"]["inputs"]["batch_size"] == 2 and isinstance(prompt["6"]["inputs"]["batch_size"], int)
+    assert json.dumps(workflow.prompt, sort_keys=True) == before  # the workflow itself is unchanged
+
+
+def test_wrong_names_list_what_there_is(host, pipeline):
+    jobs, catalog = pipeline("jobs"), pipeline("workflow_api").LiveCatalog()
+    workflow = jobs.load_workflow(T2V, catalog)
+    with pytest.raises(jobs.JobError, match=r"has no input 'seeds'; its inputs: model, positive, negative, "
+                                            r"latent_image, seed, steps, cfg"):
+        jobs.apply_overrides(workflow, {"7.seeds": 1}, catalog)
+    with pytest.raises(jobs.JobError, match=r"no node 'Sampler'.*7 \(AnimateLCM Sampler \(4 steps\)\)"):
+        jobs.apply_overrides(workflow, {"Sampler.seed": 1}, catalog)
+    with pytest.raises(jobs.JobError, match=r"'CLIP Text Encode \(Prompt\)' is the title of nodes|is the title of"):
+        jobs.apply_overrides(workflow, {"CLIPTextEncode.text": "x"}, catalog)
+    with pytest.raises(jobs.JobError, match="7.seed: 'abc' is not an INT"):
+        jobs.apply_overrides(workflow, {"7.seed": "abc"}, catalog)
+
+
+def test_wrong_name_on_the_command_line_stops_before_any_job(host, pipeline, colour_workflow, capsys):
+    assert _render(pipeline, colour_workflow, "--set", "Canvas.colour=3") == 2
+    assert "node 1 (Canvas) has no input 'colour'; its inputs: width, height, batch_size, color" in \
+        capsys.readouterr().err
+
+
+def test_api_and_ui_format_name_nodes_alike(host, pipeline, tmp_path):
+    """An API export carries titles in _meta; a --set by title reaches the same node in both formats."""
+    jobs, workflow_api = pipeline("jobs"), pipeline("workflow_api")
+    catalog = workflow_api.LiveCatalog()
+    ui = jobs.load_workflow(T2V, catalog)
+    api_path = tmp_path / "t2v_api.json"
+    api_path.write_text(json.dumps(_as_api_export(workflow_api, T2V)))
+    api = jobs.load_workflow(api_path, catalog)
+    change = {"Positive prompt.text": "a heron", "AnimateLCM Sampler (4 steps).seed": 11}
+    assert jobs.apply_overrides(ui, change, catalog) == jobs.apply_overrides(api, change, catalog)
+
+
+def _as_api_export(workflow_api, path):
+    """What the frontend's Export (API) writes: the prompt with each node's title under _meta."""
+    ui = json.loads(path.read_text())
+    prompt = workflow_api.to_api(ui)
+    titles = {str(n["id"]): n.get("title") for n in ui["nodes"]}
+    for node_id, node in prompt.items():
+        node["_meta"] = {"title": titles.get(node_id) or node["class_type"]}
+    return prompt
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+def test_batch_manifest_failure_and_resume(host, pack, pipeline, colour_workflow, tmp_path, capsys):
+    jobs_file = tmp_path / "jobs.jsonl"
+    jobs_file.write_text("\n".join(json.dumps(job) for job in [
+        {"id": "red", "Canvas.color": 0xFF0000},
+        {"id": "broken", "Save.frame_rate": float("nan")},  # the node refuses NaN by name
+        {"Canvas.color": 0x0000FF, "Canvas.batch_size": 3},  # no id: named by its overrides
+    ]))
+    manifest_path = tmp_path / "jobs.manifest.json"
+    assert _render(pipeline, colour_workflow, "--jobs", jobs_file) == 1  # one job failed
+    err = capsys.readouterr().err
+    assert "job broken failed: node 2 (ALCM_SaveVideo) raised" in err
+    manifest = json.loads(manifest_path.read_text())["jobs"]
+    assert {k: v["status"] for k, v in manifest.items()} == {
+        "red": "done", "broken": "failed", pipeline("jobs").job_key({"Canvas.color": 255, "Canvas.batch_size": 3}): "done"}
+    red = manifest["red"]
+    assert len(red["outputs"]) == 1 and red["seconds"] >= red["graph_seconds"] > 0
+    frames = _frames(pack, red["outputs"][0])
+    assert frames.shape == (2, 16, 16, 3) and frames[..., 0].min() > 0.9 and frames[..., 2].max() < 0.1
+    blue = next(v for k, v in manifest.items() if k not in ("red", "broken"))
+    assert _frames(pack, blue["outputs"][0]).shape[0] == 3
+
+    # re-run: the done jobs are skipped (no new file, same record); the failed one runs again
+    files_before = sorted(p for p in host.output_dir.rglob("*") if p.is_file())
+    assert _render(pipeline, colour_workflow, "--jobs", jobs_file) == 1
+    again = json.loads(manifest_path.read_text())["jobs"]
+    assert again["red"] == manifest["red"] and again["broken"]["finished"] >= manifest["broken"]["finished"]
+    assert sorted(p for p in host.output_dir.rglob("*") if p.is_file()) == files_before
+
+    # fixed job file: only the job that changed runs, and now all are done
+    jobs_file.write_text(jobs_file.read_text().replace('"Save.frame_rate": NaN', '"Save.frame_rate": 12'))
+    assert _render(pipeline, colour_workflow, "--jobs", jobs_file) == 0
+    final = json.loads(manifest_path.read_text())["jobs"]
+    assert all(v["status"] == "done" for v in final.values()) and final["red"] == manifest["red"]
+
+
+def test_csv_jobs_and_job_file_errors(host, pipeline, tmp_path):
+    jobs = pipeline("jobs")
+    csv_file = tmp_path / "jobs.csv"
+    csv_file.write_text("id,Canvas.color,Save.filename_prefix\na,1,x/a\nb,2,\n")
+    assert [(j.key, j.overrides) for j in jobs.read_jobs(csv_file)] == [
+        ("a", {"Canvas.color": "1", "Save.filename_prefix": "x/a"}), ("b", {"Canvas.color": "2"})]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "seed": 1}\n')
+    with pytest.raises(jobs.JobError, match="seed is not NODE.INPUT"):
+        jobs.read_jobs(bad)
+    bad.write_text('{"id": "a"}\n{"id": "a"}\n')
+    with pytest.raises(jobs.JobError, match="a second job named 'a'"):
+        jobs.read_jobs(bad)
+
+
+def test_missing_model_files_are_named_and_never_stood_in_unasked(host, pipeline, tmp_path, capsys):
+    api = tmp_path / "t2v.json"
+    api.write_text(json.dumps(_as_api_export(pipeline("workflow_api"), T2V)))
+    api.write_text(api.read_text().replace("AnimateLCM_sd15_t2v.ckpt", "not_here_motion.ckpt"))
+    assert _render(pipeline, api) == 1
+    err = capsys.readouterr().err
+    assert "node 2 motion_module_name: 'not_here_motion.ckpt' is not in ComfyUI's animatediff_models folder" in err
+    assert "--stand-ins" in err
+
+
+# --- a real ComfyUI server ---------------------------------------------------------------------
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def comfyui_server(host, tmp_path_factory):
+    """The host's own main.py serving on the loopback, with this pack in its custom nodes."""
+    main = host.comfyui_path / "main.py"
+    if not main.is_file():
+        pytest.fail(f"{host.description} has no main.py: the server test needs a ComfyUI with its server")
+    base = tmp_path_factory.mktemp("server")
+    (base / "custom_nodes").mkdir()
+    (base / "custom_nodes" / "animatelcm_fast").symlink_to(Path(__file__).resolve().parents[1])
+    (base / "extra.yaml").write_text(f"pack:\n  custom_nodes: {base / 'custom_nodes'}\n")
+    port = _free_port()
+    log = open(base / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, str(main), "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
+         "--output-directory", str(base / "output"), "--input-directory", str(base / "input"),
+         "--temp-directory", str(base), "--extra-model-paths-config", str(base / "extra.yaml")],
+        cwd=base, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/object_info/ALCM_SaveVideo", timeout=5) as response:
+                    if json.loads(response.read()):
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the ComfyUI server did not start: {(base / 'server.log').read_text()[-3000:]}")
+            time.sleep(1)
+        yield url, base
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+
+
+def test_server_mode(host, pack, pipeline, comfyui_server, colour_workflow, tmp_path, capsys):
+    url, base = comfyui_server
+    out = tmp_path / "downloaded"
+    jobs_file = tmp_path / "jobs.jsonl"
+    jobs_file.write_text('{"id": "green", "Canvas.color": 65280}\n{"id": "nan", "Save.frame_rate": NaN}\n')
+    assert _render(pipeline, colour_workflow, "--server", url, "--jobs", jobs_file, "--output-dir", out) == 1
+    assert "job nan failed: node 2 (ALCM_SaveVideo)" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "jobs.manifest.json").read_text())["jobs"]
+    [downloaded] = manifest["green"]["outputs"]
+    assert Path(downloaded).is_relative_to(out.resolve())
+    [on_server] = (base / "output").rglob("*.webp")  # the server wrote it; we downloaded the same bytes
+    assert Path(downloaded).read_bytes() == on_server.read_bytes()
+    assert _frames(pack, downloaded)[..., 1].min() > 0.9
+    # a wrong input name is found against the server's own node definitions
+    assert _render(pipeline, colour_workflow, "--server", url, "--set", "Save.fps=3") == 2
+    assert "has no input 'fps'" in capsys.readouterr().err
+
+
+# --- Ray ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray  # part of the test extra: missing, this is an error, not a skip
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_two_workers_equal_serial(host, pack, pipeline, local_ray, colour_workflow, tmp_path):
+    jobs_file = tmp_path / "jobs.jsonl"
+    jobs_file.write_text("\n".join(json.dumps({"id": f"c{i}", "Canvas.color": i * 0x203040}) for i in range(4)))
+    serial_manifest, ray_manifest = tmp_path / "serial.json", tmp_path / "ray.json"
+    assert _render(pipeline, colour_workflow, "--jobs", jobs_file, "--manifest", serial_manifest) == 0
+    assert _render(pipeline, colour_workflow, "--jobs", jobs_file, "--manifest", ray_manifest, "--ray",
+                   "--workers", "2", "--output-dir", tmp_path / "ray-out") == 0
+    serial = json.loads(serial_manifest.read_text())["jobs"]
+    on_ray = json.loads(ray_manifest.read_text())["jobs"]
+    assert len({entry["worker"] for entry in on_ray.values()}) == 2  # both workers took jobs
+    for key, entry in serial.items():
+        assert Path(on_ray[key]["outputs"][0]).is_relative_to((tmp_path / "ray-out").resolve())
+        assert Path(on_ray[key]["outputs"][0]).read_bytes() == Path(entry["outputs"][0]).read_bytes()
+
+
+# --- the shipped workflows, on the full-size stand-ins -----------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_ui_and_api_format_render_the_same_video(host, pack, pipeline, path, tmp_path):
+    api = tmp_path / f"{path.stem}_api.json"
+    api.write_text(json.dumps(_as_api_export(pipeline("workflow_api"), path)))
+    videos = []
+    for workflow in (path, api):  # each render is a new runner: nothing is reused from the first
+        manifest = tmp_path / f"{workflow.stem}.manifest.json"
+        assert _render(pipeline, workflow, "--stand-ins", "--frames", 2, "--size", 32, "--manifest", manifest,
+                       "--set", "AnimateLCM Sampler.seed=5") == 0
+        [video] = json.loads(manifest.read_text())["jobs"]["render"]["outputs"]
+        videos.append(_frames(pack, video))
+    assert videos[0].shape == (2, 32, 32, 3)
+    assert (videos[0] == videos[1]).all()
