@@ -224,10 +224,13 @@ class Manifest:
         return bool(entry) and entry.get("status") == "done" and entry.get("overrides") == job.overrides
 
     def record(self, job, status, outputs=(), seed=None, seconds=None, graph_seconds=None, error=None, worker=None):
+        """`seconds`: the job's time in the renderer, from its start to now; `graph_seconds`: the executor's."""
+        now = time.time()
         entry = {"status": status, "overrides": job.overrides, "outputs": [str(p) for p in outputs], "seed": seed,
                  "seconds": None if seconds is None else round(seconds, 3),
                  "graph_seconds": None if graph_seconds is None else round(graph_seconds, 3),
-                 "error": error, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                 "error": error, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
+                 "finished_at": round(now, 3)}
         if worker is not None:
             entry["worker"] = worker
         self.data["jobs"][job.key] = entry

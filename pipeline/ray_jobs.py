@@ -88,7 +88,7 @@ class RayRunner:
         failed, queue, running = [], collections.deque(), {}
         for job in todo:
             try:
-                queue.append((job, prepare(workflow, base, job, self.catalog), 0, time.perf_counter()))
+                queue.append((job, prepare(workflow, base, job, self.catalog), 0))
             except jobs.JobError as error:
                 manifest.record(job, "failed", error=str(error))
                 failed.append(job)
@@ -97,10 +97,10 @@ class RayRunner:
         try:
             while queue or running:
                 while queue and idle:
-                    job, prompt, attempts, started = queue.popleft()
+                    job, prompt, attempts = queue.popleft()
                     actor = idle.pop()
                     running[actor.render.remote(prompt, args.stand_ins, args.size)] = (job, prompt, attempts + 1,
-                                                                                       started, actor)
+                                                                                       time.perf_counter(), actor)
                 [done], _ = ray.wait(list(running), num_returns=1)
                 job, prompt, attempts, started, actor = running.pop(done)
                 try:
@@ -110,7 +110,7 @@ class RayRunner:
                                 "trying another" if attempts < ATTEMPTS else "giving up")
                     idle.append(self._start())
                     if attempts < ATTEMPTS:
-                        queue.appendleft((job, prompt, attempts, started))
+                        queue.appendleft((job, prompt, attempts))
                         continue
                     result = {"status": "failed", "error": f"its worker died {attempts} times: {error}"}
                 except ray.exceptions.RayTaskError as error:

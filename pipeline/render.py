@@ -150,7 +150,9 @@ def start_comfyui(comfyui=None, cpu=False, output_dir=None, input_dir=None, verb
     import comfy.cli_args
     comfy.cli_args.args.cpu = cpu or not _has_accelerator()
     import comfy.model_management  # noqa: F401  (reads args.cpu when imported)
+    import comfy.utils
     import folder_paths
+    comfy.utils.PROGRESS_BAR_ENABLED = verbose  # the samplers' own console bars: ours shows the same steps
     if (path / "utils").is_dir():
         import utils  # noqa: F401  (main.py imports ComfyUI's utils package before comfy/ shadows it)
     import nodes

@@ -284,3 +284,38 @@ def test_ui_and_api_format_render_the_same_video(host, pack, pipeline, path, tmp
         videos.append(_frames(pack, video))
     assert videos[0].shape == (2, 32, 32, 3)
     assert (videos[0] == videos[1]).all()
+
+
+def test_ray_job_of_a_dead_worker_runs_on_another(host, pipeline, local_ray, colour_workflow, tmp_path):
+    """A worker killed in the middle of a job (SIGKILL, as the OOM killer does): the job is run again on
+    another worker and the batch finishes."""
+    import threading
+
+    import psutil
+    killed = []
+
+    def kill_a_rendering_worker():
+        deadline = time.monotonic() + 180
+        while not killed and time.monotonic() < deadline:
+            for process in psutil.process_iter(["cmdline"]):
+                if (process.info["cmdline"] or [""])[0].startswith("ray::ComfyUIWorker.render"):
+                    killed.append(process.pid)
+                    process.kill()
+                    return
+            time.sleep(0.05)
+
+    jobs_file = tmp_path / "jobs.jsonl"
+    # long enough to be caught while rendering: many frames to encode
+    jobs_file.write_text("\n".join(json.dumps({"id": f"c{i}", "Canvas.color": i, "Canvas.batch_size": 120,
+                                               "Canvas.width": 128, "Canvas.height": 128}) for i in range(3)))
+    killer = threading.Thread(target=kill_a_rendering_worker)
+    killer.start()
+    try:
+        code = _render(pipeline, colour_workflow, "--jobs", jobs_file, "--ray", "--workers", "2",
+                       "--output-dir", tmp_path / "out")
+    finally:
+        killer.join()
+    assert killed, "no worker was seen rendering"
+    manifest = json.loads((tmp_path / "jobs.manifest.json").read_text())["jobs"]
+    assert code == 0 and all(entry["status"] == "done" for entry in manifest.values())
+    assert all(not entry["worker"].endswith(f":{killed[0]}") for entry in manifest.values())
