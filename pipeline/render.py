@@ -220,8 +220,8 @@ def parser():
     p.add_argument("--jobs", type=Path, help="a JSONL or CSV file: one job per line, each a set of "
                                              "NODE.INPUT overrides (JSONL: {\"id\": ..., \"KSampler.seed\": 3})")
     p.add_argument("--manifest", type=Path,
-                   help="where the results go, job by job (default: <jobs file>.manifest.json, or none for one run)")
-    p.add_argument("--retry-failed", action="store_true", help="re-run jobs the manifest records as failed")
+                   help="where the results go, job by job (default: <jobs file>.manifest.json, or none for one run); "
+                        "jobs it records as done are skipped, failed ones run again")
     p.add_argument("--frames", type=int, help="frames to render (Empty Latent batch size, Load Video frame cap)")
     p.add_argument("--size", type=int, help="the longer side in pixels (Empty Latent width/height, aspect kept)")
     p.add_argument("--preview", action="store_true",
