@@ -10,11 +10,13 @@ custom node, and the rest of the renderer (pipeline/cli.py) is imported from tha
 """
 import argparse
 import asyncio
+import atexit
 import importlib
 import importlib.util
 import inspect
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -169,7 +171,9 @@ def start_comfyui(comfyui=None, cpu=False, output_dir=None, input_dir=None, verb
             Path(folder).mkdir(parents=True, exist_ok=True)
             setter(str(Path(folder).resolve()))
     # a server of the same ComfyUI empties temp/ when it starts: previews of ours go elsewhere
-    folder_paths.set_temp_directory(tempfile.mkdtemp(prefix="animatelcm-render-"))
+    temp = tempfile.mkdtemp(prefix="animatelcm-render-")
+    atexit.register(shutil.rmtree, temp, ignore_errors=True)
+    folder_paths.set_temp_directory(temp)
 
     with _NodeImportLog(verbose) as import_log:
         if hasattr(nodes, "init_extra_nodes"):
