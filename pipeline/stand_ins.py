@@ -104,7 +104,10 @@ def link(cached, folder_dir, name):
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_symlink():  # a dangling link from a cache that was emptied
             target.unlink()
-        target.symlink_to(cached)
+        try:
+            target.symlink_to(cached)
+        except FileExistsError:  # another worker (Ray) linked it a moment ago
+            pass
     return target
 
 
