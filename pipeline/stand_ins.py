@@ -55,7 +55,8 @@ def missing_model_files(prompt):
 
 def _atomic(path, write):
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")  # written whole, then renamed: a killed run leaves no half file
+    # written whole, then renamed: a killed run leaves no half file, two workers making it at once no mix
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     write(partial)
     partial.replace(path)
     return path
@@ -73,7 +74,7 @@ def cached_file(folder, name):
         path = CACHE_DIR / SD15_FILE
         if not path.exists():
             log.info("making a random-weight SD1.5 checkpoint (2 GB, once; about a minute and 10 GB of RAM)")
-            random_weights.write_sd15_checkpoint(path)
+            _atomic(path, random_weights.write_sd15_checkpoint)
         return path
     if folder == "animatediff_models":
         # the released AnimateLCM_sd15_t2v.ckpt is a pickle: a .ckpt name gets one, so the real load path runs
