@@ -108,7 +108,7 @@ class RayRunner:
                 except ray.exceptions.RayActorError as error:  # the worker process died (killed, out of memory)
                     log.warning("job %s: its worker died (%s); %s", job.key, type(error).__name__,
                                 "trying another" if attempts < ATTEMPTS else "giving up")
-                    idle.append(self._start())
+                    idle.insert(0, self._start())  # used last: a live worker takes the job while it starts
                     if attempts < ATTEMPTS:
                         queue.appendleft((job, prompt, attempts))
                         continue
