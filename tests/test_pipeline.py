@@ -45,6 +45,25 @@ def colour_workflow(tmp_path):
     return path
 
 
+def _as_ui_workflow(prompt):
+    """The UI format of a prompt of plain nodes (widgets in declaration order, links for [id, slot] inputs)."""
+    import nodes
+    ui_nodes, links = [], []
+    for node_id, node in prompt.items():
+        declared = nodes.NODE_CLASS_MAPPINGS[node["class_type"]].INPUT_TYPES()["required"]
+        inputs, widgets = [], []
+        for name, spec in declared.items():
+            value = node["inputs"][name]
+            if isinstance(value, list):  # a link
+                links.append([len(links) + 1, int(value[0]), value[1], int(node_id), len(inputs), spec[0]])
+                inputs.append({"name": name, "type": spec[0], "link": len(links)})
+            else:
+                widgets.append(value)
+        ui_nodes.append({"id": int(node_id), "type": node["class_type"], "mode": 0, "inputs": inputs,
+                         "outputs": [], "widgets_values": widgets, "title": node["_meta"]["title"]})
+    return {"nodes": ui_nodes, "links": links, "version": 0.4}
+
+
 def _render(pipeline, *argv):
     return pipeline("render").main([str(a) for a in argv] + ["--quiet"])
 
@@ -238,6 +257,13 @@ def test_server_mode(host, pack, pipeline, comfyui_server, colour_workflow, tmp_
     [on_server] = (base / "output").rglob("*.webp")  # the server wrote it; we downloaded the same bytes
     assert Path(downloaded).read_bytes() == on_server.read_bytes()
     assert _frames(pack, downloaded)[..., 1].min() > 0.9
+    # a UI-format file is read against the server's own node definitions (/object_info)
+    ui = tmp_path / "colour_ui.json"
+    ui.write_text(json.dumps(_as_ui_workflow(json.loads(colour_workflow.read_text()))))
+    assert _render(pipeline, ui, "--server", url, "--set", "Canvas.color=255", "--manifest", tmp_path / "ui.json",
+                   "--output-dir", out) == 0
+    [blue] = json.loads((tmp_path / "ui.json").read_text())["jobs"]["render"]["outputs"]
+    assert _frames(pack, blue)[..., 2].min() > 0.9 and _frames(pack, blue)[..., 0].max() < 0.1
     # a wrong input name is found against the server's own node definitions
     assert _render(pipeline, colour_workflow, "--server", url, "--set", "Save.fps=3") == 2
     assert "has no input 'fps'" in capsys.readouterr().err
