@@ -27,8 +27,12 @@ class Progress:
         self.overall = tqdm(total=total, desc="jobs", unit="job", position=0, disable=quiet or total < 2)
         self.job = None
 
-    def start(self, key):
+    def start(self, key, titles):
+        self.key, self.titles = key, titles
         self.job = self.tqdm(total=1, desc=f"job {key}", unit="step", position=1, leave=False, disable=self.quiet)
+
+    def node(self, node_id):
+        self.job.set_description(f"job {self.key}: {self.titles.get(node_id, node_id)}")
 
     def step(self, value, total):
         if self.job.total != total:
@@ -89,11 +93,11 @@ def run_serial(runner, workflow, base, todo, manifest, args):
     failed = []
     try:
         for job in todo:
-            progress.start(job.key)
+            progress.start(job.key, workflow.titles)
             started = time.perf_counter()
             try:
                 prompt = prepare(workflow, base, job, runner.catalog)
-                rendered = runner.render(prompt, args.stand_ins, args.size, progress.step)
+                rendered = runner.render(prompt, args.stand_ins, args.size, progress.step, progress.node)
             except (jobs.JobError, JobFailed, StandInError) as error:
                 manifest.record(job, "failed", error=str(error), seconds=time.perf_counter() - started)
                 failed.append(job)

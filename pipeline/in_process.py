@@ -26,11 +26,11 @@ class Rendered:
 class _Messages:
     """What ComfyUI's executor needs of its PromptServer: somewhere to send status messages."""
 
-    def __init__(self, on_event=None):
+    def __init__(self):
         self.client_id = None
         self.last_node_id = None
         self.last_prompt_id = None
-        self.on_event = on_event
+        self.on_event = None
 
     def send_sync(self, event, data, sid=None):
         if self.on_event is not None:
@@ -78,16 +78,16 @@ def _output_files(ui_outputs):
 class InProcessRunner:
     kind = "in-process"
 
-    def __init__(self, on_event=None):
+    def __init__(self):
         import execution
         options = {}
         if "cache_args" in inspect.signature(execution.PromptExecutor.__init__).parameters:
             options["cache_args"] = {"lru": 0, "ram": 0}  # what main.py passes by default (ComfyUI >= 0.3.6x)
-        self.messages = _Messages(on_event)
+        self.messages = _Messages()
         self.executor = execution.PromptExecutor(self.messages, **options)
         self.catalog = LiveCatalog()
 
-    def render(self, prompt, stand_ins=False, size=None, on_progress=None):
+    def render(self, prompt, stand_ins=False, size=None, on_progress=None, on_node=None):
         """Run a job's prompt: with random-weight stand-ins for missing files when asked, else a clear
         error naming each missing model file, the folder it belongs in and the way to try without it."""
         from . import stand_ins as stand_in_files
@@ -102,9 +102,9 @@ class InProcessRunner:
                     f"node {node_id} {name}: '{file}' is not in ComfyUI's {folder} folder "
                     f"({', '.join(folder_paths.get_folder_paths(folder))})" for node_id, name, folder, file in missing)
                     + "\nput them there, or add --stand-ins to try the workflow with random weights")
-        return self.run(prompt, on_progress)
+        return self.run(prompt, on_progress, on_node)
 
-    def run(self, prompt, on_progress=None):
+    def run(self, prompt, on_progress=None, on_node=None):
         """Validate and execute an API prompt; returns Rendered, raises JobFailed."""
         import comfy.model_management
         import comfy.utils
@@ -122,11 +122,16 @@ class InProcessRunner:
             if on_progress is not None:
                 on_progress(value, total)
 
+        def event(name, data):
+            if name == "executing" and data.get("node") is not None and on_node is not None:
+                on_node(str(data["node"]))
+        self.messages.on_event = event
         previous = getattr(comfy.utils, "PROGRESS_BAR_HOOK", None)
         comfy.utils.set_progress_bar_global_hook(hook)
         started = time.perf_counter()
         try:
-            self.executor.execute(prompt, prompt_id, {}, list(valid[2]))
+            # a client id makes the executor send "executing" events (which node runs now) to self.messages
+            self.executor.execute(prompt, prompt_id, {"client_id": "animatelcm-render"}, list(valid[2]))
         finally:
             comfy.utils.set_progress_bar_global_hook(previous)
         graph_seconds = time.perf_counter() - started

@@ -33,10 +33,10 @@ class ServerRunner:
         except aiohttp.ClientError as error:
             raise JobFailed(f"no ComfyUI answers at {self.url} ({error}): start it, or check --server") from error
 
-    def render(self, prompt, stand_ins=False, size=None, on_progress=None):
-        return asyncio.run(self._render(prompt, on_progress))
+    def render(self, prompt, stand_ins=False, size=None, on_progress=None, on_node=None):
+        return asyncio.run(self._render(prompt, on_progress, on_node))
 
-    async def _render(self, prompt, on_progress):
+    async def _render(self, prompt, on_progress, on_node):
         import aiohttp
         ws_url = self.url.replace("http", "ws", 1) + "/ws?" + urlencode({"clientId": self.client_id})
         started = time.perf_counter()
@@ -49,7 +49,7 @@ class ServerRunner:
                     raise JobFailed(f"{self.url} refused the prompt: "
                                     + validation_message(answer.get("error", answer), answer.get("node_errors")))
                 prompt_id = answer["prompt_id"]
-                await self._follow(ws, prompt_id, on_progress)
+                await self._follow(ws, prompt_id, on_progress, on_node)
             graph_seconds = time.perf_counter() - started
             history = await self._history(session, prompt_id)
             status = history.get("status") or {}
@@ -63,7 +63,7 @@ class ServerRunner:
                             outputs.append(await self._download(session, entry))
         return Rendered(outputs, graph_seconds)
 
-    async def _follow(self, ws, prompt_id, on_progress):
+    async def _follow(self, ws, prompt_id, on_progress, on_node):
         """Read the websocket until the server says our prompt finished (or failed)."""
         async for message in ws:
             if message.type != 1:  # aiohttp.WSMsgType.TEXT; binary frames are previews
@@ -74,8 +74,11 @@ class ServerRunner:
                 continue
             if event.get("type") == "progress" and on_progress is not None:
                 on_progress(data.get("value", 0), data.get("max", 1))
-            elif event.get("type") == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
-                return
+            elif event.get("type") == "executing" and data.get("prompt_id") == prompt_id:
+                if data.get("node") is None:
+                    return
+                if on_node is not None:
+                    on_node(str(data["node"]))
             elif event.get("type") in ("execution_error", "execution_interrupted"):
                 raise JobFailed(failure_message([(event["type"], data)]))
             elif event.get("type") == "execution_success":
