@@ -85,8 +85,8 @@ def _find_node(workflow, ref, catalog):
         if len(same) == 1:
             return same[0]
         if len(same) > 1:
-            raise JobError(f"'{ref}' is the title of nodes {', '.join(same)}: use a node id instead "
-                           f"(e.g. {same[0]}.INPUT=...)")
+            raise JobError(f"'{ref}' fits nodes {', '.join(f'{i} ({workflow.titles[i]})' for i in same)}: "
+                           f"use a node id instead (e.g. {same[0]}.INPUT=...)")
     nodes = ", ".join(f"{i} ({t})" for i, t in sorted(workflow.titles.items(), key=lambda x: _id_order(x[0]))
                       if i in workflow.prompt)
     raise JobError(f"no node '{ref}' in {workflow.source}; its nodes (id, title): {nodes}")

@@ -99,7 +99,7 @@ def test_wrong_names_list_what_there_is(host, pipeline):
         jobs.apply_overrides(workflow, {"7.seeds": 1}, catalog)
     with pytest.raises(jobs.JobError, match=r"no node 'Sampler'.*7 \(AnimateLCM Sampler \(4 steps\)\)"):
         jobs.apply_overrides(workflow, {"Sampler.seed": 1}, catalog)
-    with pytest.raises(jobs.JobError, match=r"'CLIP Text Encode \(Prompt\)' is the title of nodes|is the title of"):
+    with pytest.raises(jobs.JobError, match=r"'CLIPTextEncode' fits nodes 4 \(Positive prompt\), 5 \(Negative prompt\)"):
         jobs.apply_overrides(workflow, {"CLIPTextEncode.text": "x"}, catalog)
     with pytest.raises(jobs.JobError, match="7.seed: 'abc' is not an INT"):
         jobs.apply_overrides(workflow, {"7.seed": "abc"}, catalog)
