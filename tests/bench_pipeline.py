@@ -1,6 +1,7 @@
 """The renderer on a batch: serial in one process vs Ray workers, and its own overhead per job.
 
     flock /tmp/alcm-heavy.lock python tests/bench_pipeline.py [--jobs 8] [--frames 2] [--size 64] [--workers 2]
+    python tests/bench_pipeline.py --light     (no model: 32 frames of 256 px encoded per job, a few seconds)
 
 Each run is the real command (`python pipeline/render.py ... --jobs`) in a fresh process, on the
 shipped text-to-video workflow with the full-size random-weight stand-ins, one seed per job. Jobs/min
@@ -23,11 +24,22 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / "workflows" / "animatelcm_t2v.json"
 
 
+LIGHT = {  # Empty Image -> Save Video (AnimateLCM), in API format: the renderer's cost with almost no graph
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 256, "height": 256, "batch_size": 32, "color": 0},
+          "_meta": {"title": "Canvas"}},
+    "2": {"class_type": "ALCM_SaveVideo", "inputs": {"images": ["1", 0], "filename_prefix": "bench/light",
+          "format": "webp", "frame_rate": 8.0, "loop_count": 0, "pingpong": False, "quality": 90}}}
+
+
 def run(label, args, work, extra):
     manifest = work / f"{label}.manifest.json"
-    command = [sys.executable, str(REPO / "pipeline" / "render.py"), str(WORKFLOW), "--stand-ins", "--quiet",
-               "--jobs", str(work / "jobs.jsonl"), "--manifest", str(manifest), "--frames", str(args.frames),
-               "--size", str(args.size), "--output-dir", str(work / label)] + extra
+    if args.light:
+        workflow, sizes = work / "light.json", []
+    else:
+        workflow, sizes = WORKFLOW, ["--stand-ins", "--frames", str(args.frames), "--size", str(args.size)]
+    command = [sys.executable, str(REPO / "pipeline" / "render.py"), str(workflow), "--quiet",
+               "--jobs", str(work / "jobs.jsonl"), "--manifest", str(manifest), "--output-dir", str(work / label)
+               ] + sizes + extra
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - started
@@ -41,11 +53,17 @@ def main():
     parser.add_argument("--frames", type=int, default=2)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--light", action="store_true", help="a modelless graph instead of t2v")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="alcm-bench-pipeline-"))
-    (work / "jobs.jsonl").write_text("\n".join(json.dumps({"id": f"seed{i}", "AnimateLCM Sampler.seed": i})
-                                               for i in range(args.jobs)))
-    print(f"{args.jobs} jobs: t2v, {args.frames} frames at {args.size} px, 4 steps, on {os.cpu_count()} CPU cores")
+    if args.light:
+        (work / "light.json").write_text(json.dumps(LIGHT))
+        jobs = [{"id": f"seed{i}", "Canvas.color": i} for i in range(args.jobs)]
+        print(f"{args.jobs} jobs: 32 frames of 256 px written as WebP, no model, on {os.cpu_count()} CPU cores")
+    else:
+        jobs = [{"id": f"seed{i}", "AnimateLCM Sampler.seed": i} for i in range(args.jobs)]
+        print(f"{args.jobs} jobs: t2v, {args.frames} frames at {args.size} px, 4 steps, on {os.cpu_count()} CPU cores")
+    (work / "jobs.jsonl").write_text("\n".join(json.dumps(job) for job in jobs))
     results = {}
     for label, extra in (("serial", []), ("ray", ["--ray", "--workers", str(args.workers)])):
         wall, jobs = run(label, args, work, extra)
@@ -60,9 +78,9 @@ def main():
     print(f"renderer overhead per job (serial, jobs 2-{args.jobs}): median {100 * statistics.median(overhead):.2f}% "
           f"of the graph's time ({statistics.median(j['seconds'] - j['graph_seconds'] for j in steady) * 1000:.0f} ms; "
           f"graph median {statistics.median(j['graph_seconds'] for j in steady):.2f} s)")
-    same = all(Path(a["outputs"][0]).read_bytes() == Path(b["outputs"][0]).read_bytes()
-               for a, b in zip(sorted(serial_jobs, key=lambda j: j["seed"]),
-                               sorted(results["ray"][1], key=lambda j: j["seed"])))
+    by_job = {json.dumps(j["overrides"], sort_keys=True): j for j in results["ray"][1]}
+    same = all(Path(j["outputs"][0]).read_bytes() ==
+               Path(by_job[json.dumps(j["overrides"], sort_keys=True)]["outputs"][0]).read_bytes() for j in serial_jobs)
     print(f"ray outputs identical to serial: {same}")
 
 
