@@ -9,7 +9,6 @@ import importlib
 import comfy_host
 
 
-
 def _product():
     return importlib.import_module(comfy_host.start().pack.__name__ + ".pipeline.stand_ins")
 
@@ -33,11 +32,12 @@ def sd15_checkpoint(host, name=None):
 def narrow_sd15_checkpoint(host, name="sd15_narrow.safetensors"):
     """The narrow SD1.5 checkpoint of fixture_models (450 MB, loads in seconds) in checkpoints as `name`."""
     from fixture_models import NARROW_CHECKPOINT, write_narrow_sd15_checkpoint
-    cached = CACHE_DIR / NARROW_CHECKPOINT
+    cached = _product().CACHE_DIR / NARROW_CHECKPOINT
     if not cached.exists():
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        cached.parent.mkdir(parents=True, exist_ok=True)
         write_narrow_sd15_checkpoint(cached)
-    return _link(cached, host.models_dir("checkpoints"), name)
+    _product().link(cached, host.models_dir("checkpoints"), name)
+    return name
 
 
 def motion_module(host, name):
