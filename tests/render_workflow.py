@@ -39,6 +39,8 @@ def _stand_in_for(class_type, input_name):
         return "checkpoints", stand_ins.sd15_checkpoint
     if class_type == "ALCM_LoadMotionModule" and input_name == "motion_module_name":
         return "animatediff_models", stand_ins.motion_module
+    if class_type == "ALCM_LoadMotionLoRA" and input_name == "motion_lora_name":
+        return "animatediff_motion_lora", stand_ins.motion_lora
     if input_name == "lora_name":
         return "loras", make_lora_stand_in
     return None

@@ -88,3 +88,20 @@ def make_lora_stand_in(host, name):
             write_kohya_lora(partial, rank=8, alpha=4.0, text_encoder=True)
         partial.replace(cached)
     return _link(cached, host.models_dir("loras"), name)
+
+
+MOTION_LORA_FILE = "motion_lora_v2_rank64_random_v1.ckpt"
+
+
+def motion_lora(host, name):
+    """A full-size random AnimateDiff v2 motion LoRA (rank 64, fp32, pickled: 77 MB, like v2_lora_ZoomIn.ckpt)
+    in animatediff_motion_lora as `name`."""
+    import torch
+    from fixture_motion import motion_lora_state_dict
+    cached = CACHE_DIR / MOTION_LORA_FILE
+    if not cached.exists():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(cached.name + ".partial")
+        torch.save(motion_lora_state_dict(rank=64), partial)
+        partial.replace(cached)
+    return _link(cached, host.models_dir("animatediff_motion_lora"), name)

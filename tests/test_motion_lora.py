@@ -231,3 +231,22 @@ def test_node_in_a_comfyui_graph(host, pack, tmp_path):
         host.run(prompt, want=["2"])
     with pytest.raises(FileNotFoundError, match="animatediff_motion_lora"):
         node().load(module, "not_there.ckpt", 1.0)
+
+
+def test_motion_lora_workflow_converts_to_the_expected_prompt(host, workflow_api):
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "workflows" / "animatelcm_motion_lora_t2v.json"
+    workflow = json.loads(path.read_text())
+    assert workflow_api.check_workflow(workflow) == []
+    prompt = workflow_api.to_api(workflow)
+    by_type = {node["class_type"]: (node_id, node["inputs"]) for node_id, node in prompt.items()}
+    motion_id, _ = by_type["ALCM_LoadMotionModule"]
+    lora_id, lora = by_type["ALCM_LoadMotionLoRA"]
+    freeinit_id, freeinit = by_type["ALCM_FreeInitOptions"]
+    assert lora == {"motion_module": [motion_id, 0], "motion_lora_name": "v2_lora_ZoomIn.ckpt", "strength": 1.0}
+    assert by_type["ALCM_ApplyMotionModule"][1]["motion_module"] == [lora_id, 0]
+    assert freeinit == {"iterations": 3, "filter": "butterworth", "spatial_stop": 0.25, "temporal_stop": 0.25,
+                        "butterworth_order": 4}
+    sampler = by_type["ALCM_Sampler"][1]
+    assert sampler["freeinit"] == [freeinit_id, 0] and (sampler["steps"], sampler["cfg"]) == (4, 1.5)
