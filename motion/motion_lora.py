@@ -109,4 +109,12 @@ def apply_motion_lora(module, lora, strength):
         log.warning("motion LoRA %s: %s", lora.name, report)
     else:
         log.info("motion LoRA %s", report)
-    return dataclasses.replace(module, name=f"{module.name} + {lora.name}", weights=weights), report
+    return _module_with(module, name=f"{module.name} + {lora.name}", weights=weights), report
+
+
+def _module_with(module, **changes):
+    """A new MotionModule like `module` with `changes`; private fields (caches of layers built from the
+    old weights) start empty instead of being shared."""
+    fields = {f.name: getattr(module, f.name) for f in dataclasses.fields(module)
+              if f.init and not f.name.startswith("_")}
+    return type(module)(**{**fields, **changes})
