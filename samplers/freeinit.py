@@ -18,6 +18,7 @@ that limit is d² ≤ d_s²); its grid is off-centre by 1/N for odd sizes (a 1-f
 part of its zero frequency); its box takes the width's r from the height. On the even, square
 latents of the official setting all three agree with it.
 """
+import logging
 from dataclasses import dataclass
 
 import comfy.model_management
@@ -26,6 +27,7 @@ import torch
 
 FILTERS = ("butterworth", "gaussian", "ideal", "box")
 FFT_DIMS = (0, -2, -1)  # frames (the latent batch), height, width
+log = logging.getLogger(__name__)
 
 
 class FreeInitError(ValueError):
@@ -100,9 +102,11 @@ def sample_with_freeinit(options, sample, model, noise, latent_image, seed, batc
                             "video-to-video.")
     frames, _, height, width = noise.shape
     lpf = low_pass_filter(frames, height, width, options)
+    log.info("FreeInit pass 1 of %d (%s filter)", options.iterations, options.filter)
     samples = sample(noise, 0)
     for iteration in range(1, options.iterations):
         comfy.model_management.throw_exception_if_processing_interrupted()
+        log.info("FreeInit pass %d of %d", iteration + 1, options.iterations)
         clean = model.model.process_latent_in(samples)
         fresh = comfy.sample.prepare_noise(latent_image, seed + iteration, batch_index)
         samples = sample(reinitialised_noise(clean, noise, fresh, sigma, lpf), iteration)
