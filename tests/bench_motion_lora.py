@@ -3,6 +3,7 @@
     python tests/bench_motion_lora.py motion-lora   # load + merge of a 77 MB rank-64 v2 motion LoRA (pickled fp32)
                                                     # into the 1.7 GiB fp32 AnimateLCM module: time, peak RSS
     python tests/bench_motion_lora.py freeinit      # FreeInit (3 passes) against the plain sampler, interleaved
+    python tests/bench_motion_lora.py freeinit --model tiny --frames 16   # the same on the tests' narrow UNet
 
 Runs in the registry host (or COMFYUI_PATH) on random-weight full-size files in the real layouts.
 """
@@ -61,14 +62,31 @@ def _merge_in_fresh_process(module, lora):
     return float(load), float(merge), int(peak), int(new)
 
 
-def freeinit(host, repeats, frames, iterations):
+def _tiny_models(host):
+    """The tests' narrow SD1.5-layout UNet (32/64/128 channels) and a matching AnimateLCM module: the
+    re-initialisation's share of the time is largest with a small UNet."""
+    import tempfile
+    from fixture_models import TINY_CHANNELS, tiny_sd15_model
+    from fixture_motion import motion_state_dict, save_safetensors
+    path = Path(tempfile.mkdtemp()) / "animatelcm_tiny.safetensors"
+    save_safetensors(motion_state_dict("animatelcm_t2v", TINY_CHANNELS), path)
+    return tiny_sd15_model(), host.pack.motion.motion_module.load_motion_module(str(path))
+
+
+def freeinit(host, repeats, frames, iterations, model_size):
     import comfy.model_management
-    model, clip, motion = load_models(host)
+    if model_size == "full":
+        model, clip, motion = load_models(host)
+        cond = clip.encode_from_tokens(clip.tokenize("a lighthouse on a cliff"), return_pooled=True)
+        positive = [[cond[0], {"pooled_output": cond[1]}]]
+        negative = [[torch.zeros_like(cond[0]), {"pooled_output": cond[1]}]]
+        side = 8  # 64x64 pixels
+    else:
+        model, motion = _tiny_models(host)
+        positive, negative = [[torch.randn(1, 77, 768), {}]], [[torch.zeros(1, 77, 768), {}]]
+        side = 32  # 256x256 pixels
     animated = host.pack.motion.injection.animate(model, motion)
-    cond = clip.encode_from_tokens(clip.tokenize("a lighthouse on a cliff"), return_pooled=True)
-    positive = [[cond[0], {"pooled_output": cond[1]}]]
-    negative = [[torch.zeros_like(cond[0]), {"pooled_output": cond[1]}]]
-    latent = {"samples": torch.zeros(frames, 4, 8, 8)}
+    latent = {"samples": torch.zeros(frames, 4, side, side)}
     options = host.pack.samplers.freeinit.FreeInit(iterations)
     sample_video = host.pack.samplers.video_sampling.sample_video
 
@@ -93,7 +111,8 @@ def freeinit(host, repeats, frames, iterations):
         engine.reinitialised_noise(x, x, x, 14.6, lpf)
     reinit = (time.perf_counter() - start) / 10
     tp, tf = statistics.median(plain), statistics.median(with_freeinit)
-    print(f"| run ({frames} frames, 64x64, 4 steps, cfg 1.5, SD1.5 + motion module, CPU) | time (median) |")
+    what = "SD1.5 + motion module" if model_size == "full" else "narrow SD1.5-layout UNet (32/64/128 ch) + its motion module"
+    print(f"| run ({frames} frames, {8 * side}x{8 * side}, 4 steps, cfg 1.5, {what}, CPU) | time (median) |")
     print(f"| AnimateLCM Sampler | {tp:.2f} s |")
     print(f"| with FreeInit, {iterations} passes | {tf:.2f} s |")
     print(f"| ratio (ideal {iterations}.00) | {tf / tp:.2f} |")
@@ -106,13 +125,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--frames", type=int, default=4, help="latent batch for the FreeInit comparison")
     parser.add_argument("--iterations", type=int, default=3, help="FreeInit passes")
+    parser.add_argument("--model", choices=["full", "tiny"], default="full", help="FreeInit: full-size SD1.5 stand-in "
+                        "(64x64 px) or the tests' narrow UNet (256x256 px)")
     args = parser.parse_args()
     host = comfy_host.start()
     if args.what == "motion-lora":
         motion_lora(host, args.repeats)
     else:
         with torch.inference_mode():
-            freeinit(host, args.repeats, args.frames, args.iterations)
+            freeinit(host, args.repeats, args.frames, args.iterations, args.model)
 
 
 if __name__ == "__main__":
