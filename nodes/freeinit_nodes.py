@@ -34,7 +34,7 @@ class FreeInitOptions:
                    "keeps the low spatio-temporal frequencies of the previous pass's video. Text-to-video (denoise 1).")
 
     def options(self, iterations, filter, spatial_stop, temporal_stop, butterworth_order):
-        require_finite("FreeInit Options", spatial_stop=spatial_stop, temporal_stop=temporal_stop)
+        require_finite("FreeInit Options (AnimateLCM)", spatial_stop=spatial_stop, temporal_stop=temporal_stop)
         return (FreeInit(iterations, filter, spatial_stop, temporal_stop, butterworth_order),)
 
 

@@ -30,7 +30,7 @@ class LoadMotionLoRA:
                    "temporal attention. Chain several to combine moves.")
 
     def load(self, motion_module, motion_lora_name, strength):
-        require_finite("Load Motion LoRA", strength=strength)
+        require_finite("Load Motion LoRA (AnimateLCM)", strength=strength)
         lora = load_motion_lora(full_path(MOTION_LORAS, motion_lora_name))
         return apply_motion_lora(motion_module, lora, strength)
 
