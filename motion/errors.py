@@ -7,3 +7,7 @@ class MotionModuleError(ValueError):
 
 class FrameCountError(ValueError):
     pass
+
+
+class MotionLoRAError(ValueError):
+    """Not a motion LoRA this motion module can take; the message says what the file is and what to do."""

@@ -32,12 +32,21 @@ def position_of(key):
     return match.group(0) if match else None
 
 
+def is_image_checkpoint(keys):
+    return any(k.startswith(("model.diffusion_model.", "first_stage_model.", "cond_stage_model.", "conditioner."))
+               for k in keys)
+
+
+def is_lora(keys):
+    """Any LoRA naming: kohya/diffusers `lora_up/down`, PEFT `lora_A/B`, motion LoRAs' `_lora.up`, LyCORIS."""
+    return any(re.search(r"lora_(up|down|A|B)\b|_?lora\.(up|down)\b|\.lora\.|hada_w|lokr_w", k) for k in keys)
+
+
 def _refuse_other_files(keys, name):
-    if any(k.startswith(("model.diffusion_model.", "first_stage_model.", "cond_stage_model.", "conditioner."))
-           for k in keys):
+    if is_image_checkpoint(keys):
         raise MotionModuleError(f"'{name}' is an image model checkpoint, not a motion module. Put it in "
                                 "models/checkpoints and load it with Load Checkpoint.")
-    if any(re.search(r"lora_(up|down|A|B)\b|\.lora\.|hada_w|lokr_w", k) for k in keys):
+    if is_lora(keys):
         if any("motion_modules" in k for k in keys):
             raise MotionModuleError(f"'{name}' is a motion LoRA, not a motion module: it belongs in "
                                     "models/animatediff_motion_lora.")

@@ -28,6 +28,9 @@ class AnimateLCMSampler:
                                   "tooltip": "1.0 starts from noise. Below 1 starts from the input latent noised to the "
                                              "matching timestep (video-to-video): lower keeps more of the input."}),
             "mode": (list(MODES), {"default": "text-to-video", "tooltip": MODE_TOOLTIP}),
+        }, "optional": {
+            "freeinit": ("FREEINIT", {"tooltip": "From 'FreeInit Options': several passes for more consistent motion "
+                                                 "(costs one sampling per pass). Leave empty for one pass."}),
         }}
 
     RETURN_TYPES = ("LATENT",)
@@ -36,9 +39,10 @@ class AnimateLCMSampler:
     CATEGORY = "AnimateLCM"
     DESCRIPTION = "Samples a video in 4 steps with AnimateLCM's official schedule and consistency sampler."
 
-    def sample(self, model, positive, negative, latent_image, seed, steps, cfg, denoise, mode="text-to-video"):
+    def sample(self, model, positive, negative, latent_image, seed, steps, cfg, denoise, mode="text-to-video",
+               freeinit=None):
         require_finite("AnimateLCM Sampler", cfg=cfg, denoise=denoise)
-        return (sample_video(model, positive, negative, latent_image, seed, steps, cfg, denoise, mode),)
+        return (sample_video(model, positive, negative, latent_image, seed, steps, cfg, denoise, mode, freeinit=freeinit),)
 
 
 class AnimateLCMModelSampling:

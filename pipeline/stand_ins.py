@@ -31,6 +31,8 @@ def model_folder(input_name):
         return "checkpoints"
     if input_name == "motion_module_name":
         return "animatediff_models"
+    if input_name == "motion_lora_name":
+        return "animatediff_motion_lora"
     if "lora" in input_name:
         return "loras"
     return None
@@ -85,6 +87,14 @@ def cached_file(folder, name):
             sd = random_weights.animatelcm_motion_module()
             _atomic(path, (lambda p: torch.save(sd, p)) if as_pickle else
                     (lambda p: save_file({k: v.contiguous() for k, v in sd.items()}, str(p))))
+        return path
+    if folder == "animatediff_motion_lora":
+        # the released motion LoRAs (v2_lora_ZoomIn.ckpt, ...) are fp32 pickles
+        path = CACHE_DIR / "motion_lora_v2_rank64_random_v1.ckpt"
+        if not path.exists():
+            log.info("making a random-weight AnimateDiff v2 motion LoRA (77 MB, once)")
+            sd = random_weights.animatediff_motion_lora()
+            _atomic(path, lambda p: torch.save(sd, p))
         return path
     if folder == "loras":
         # AnimateLCM's spatial LoRA stores no alpha and skips the text encoder; style LoRAs usually have both

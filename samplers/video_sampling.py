@@ -4,6 +4,7 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
+from .freeinit import sample_with_freeinit
 from .lcm_sampler import sample_animatelcm
 from .schedule import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, AnimateLCMSampling, patch_model
 
@@ -14,8 +15,10 @@ def animatelcm_sampler():
     return comfy.samplers.KSAMPLER(sample_animatelcm)
 
 
-def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.0, mode="text-to-video"):
-    """LATENT in, LATENT out: the official schedule for `steps`, the consistency sampler, ComfyUI's CFG."""
+def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.0, mode="text-to-video",
+                 freeinit=None):
+    """LATENT in, LATENT out: the official schedule for `steps`, the consistency sampler, ComfyUI's CFG;
+    with `freeinit` (a samplers.freeinit.FreeInit), that many passes with FreeInit's noise between them."""
     sampling = AnimateLCMSampling(**MODES[mode])
     model = patch_model(model, sampling)
     sigmas = sampling.sigmas_for(steps, denoise)
@@ -23,11 +26,22 @@ def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.
     if hasattr(comfy.sample, "fix_empty_latent_channels"):
         latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
     noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
-    callback = latent_preview.prepare_callback(model, steps)  # progress bar (and Cancel), latent previews
-    samples = comfy.sample.sample_custom(
-        model, noise, cfg, animatelcm_sampler(), sigmas, positive, negative, latent_image,
-        noise_mask=latent.get("noise_mask"), callback=callback,
-        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    passes = freeinit.iterations if freeinit else 1
+    progress = latent_preview.prepare_callback(model, steps * passes)  # progress bar (and Cancel), latent previews
+
+    def sample(noise, iteration=0):
+        def callback(step, x0, x, total_steps):  # one bar over every pass
+            progress(iteration * total_steps + step, x0, x, passes * total_steps)
+        return comfy.sample.sample_custom(
+            model, noise, cfg, animatelcm_sampler(), sigmas, positive, negative, latent_image,
+            noise_mask=latent.get("noise_mask"), callback=callback,
+            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+
+    if passes > 1:
+        samples = sample_with_freeinit(freeinit, sample, model, noise, latent_image, seed, latent.get("batch_index"),
+                                       sigmas[0], denoise)
+    else:
+        samples = sample(noise)
     out = latent.copy()
     out["samples"] = samples
     return out

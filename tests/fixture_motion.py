@@ -99,3 +99,26 @@ def save_pickle(sd, path):
 
 def save_safetensors(sd, path):
     save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+
+
+LORA_PROJECTIONS = {"to_q": "to_q", "to_k": "to_k", "to_v": "to_v", "to_out": "to_out.0"}  # LoRA name: module name
+
+
+def motion_lora_state_dict(channels=SD15_CHANNELS, rank=4, mid=True, seed=0, dtype=torch.float32):
+    """An AnimateDiff v2 motion LoRA (v2_lora_ZoomIn.ckpt's layout): a down/up pair for q, k, v and out of
+    both temporal attentions of every motion layer."""
+    generator = torch.Generator().manual_seed(seed)
+    sd = {}
+    for position, c in positions(channels, mid).items():
+        for a in range(2):
+            for proj in LORA_PROJECTIONS:
+                p = f"{position}.temporal_transformer.transformer_blocks.0.attention_blocks.{a}.processor.{proj}_lora."
+                sd[p + "down.weight"] = torch.randn(rank, c, generator=generator) / rank
+                sd[p + "up.weight"] = torch.randn(c, rank, generator=generator) / math.sqrt(c)
+    return {k: v.to(dtype) for k, v in sd.items()}
+
+
+def motion_lora_target(lora_key):
+    """The motion-module weight a LoRA down/up key merges onto."""
+    attention, rest = lora_key.split(".processor.")
+    return f"{attention}.{LORA_PROJECTIONS[rest.split('_lora.')[0]]}.weight"

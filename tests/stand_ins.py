@@ -49,3 +49,8 @@ def make_lora_stand_in(host, name):
     """A random SD1.5 kohya LoRA as `name`: a spatial-LoRA one (no alpha, image layers only) when the
     name mentions AnimateLCM, else a style LoRA (alpha, image layers and text encoder)."""
     return _linked(host, "loras", name)
+
+
+def motion_lora(host, name):
+    """A full-size random AnimateDiff v2 motion LoRA (rank 64, fp32, pickled, like v2_lora_ZoomIn.ckpt) as `name`."""
+    return _linked(host, "animatediff_motion_lora", name)

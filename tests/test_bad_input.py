@@ -200,7 +200,8 @@ class SweepGraph:
                       for k, v in inputs.items()}
             self.made[kind] = [self.add(class_type, inputs), index]
             return self.made[kind]
-        makers = [(c, cls) for c, cls in sorted(pack_node_classes().items()) if kind in cls.RETURN_TYPES]
+        makers = [(c, cls) for c, cls in sorted(pack_node_classes().items()) if kind in cls.RETURN_TYPES
+                  and kind not in [t for t, *_ in cls.INPUT_TYPES().get("required", {}).values()]]  # not a MOTION_MODEL → MOTION_MODEL node
         if not makers or depth > 3:
             pytest.fail(f"the sweep cannot make a {kind} input: add a provider for it to CORE_PROVIDERS")
         class_type, cls = makers[0]
@@ -221,11 +222,13 @@ class SweepGraph:
 
 @pytest.fixture(scope="module")
 def sweep_files(host):
-    """An SD1.5 LoRA and a motion module in their folders, for the list inputs of the swept nodes."""
-    from fixture_motion import motion_state_dict, save_safetensors
+    """An SD1.5 LoRA, a motion module and a motion LoRA in their folders, for the list inputs of the swept nodes."""
+    from fixture_motion import motion_lora_state_dict, motion_state_dict, save_safetensors
     write_lora(host, SWEEP_FILE_PREFIX + "style_lora.safetensors", kohya_lora(rank=4, channels=(320, 320, 320)))
     save_safetensors(motion_state_dict("animatelcm_t2v", (32, 64, 128, 128)),
                      host.models_dir("animatediff_models") / (SWEEP_FILE_PREFIX + "motion_module.safetensors"))
+    save_safetensors(motion_lora_state_dict((32, 64, 128, 128)),
+                     host.models_dir("animatediff_motion_lora") / (SWEEP_FILE_PREFIX + "motion_lora.safetensors"))
 
 
 @pytest.fixture(scope="module")

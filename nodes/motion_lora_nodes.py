@@ -1,0 +1,39 @@
+"""Motion LoRA node: a camera move (zoom, pan, tilt, roll) merged into a motion module."""
+import folder_paths
+
+from ..motion.motion_lora import apply_motion_lora, load_motion_lora
+from ..weights.model_folders import MOTION_LORAS, full_path
+from .inputs import require_finite
+
+
+class LoadMotionLoRA:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "motion_module": ("MOTION_MODEL", {"tooltip": "From 'Load Motion Module' (or another 'Load Motion LoRA' "
+                                                          "to combine moves). It is not changed: a new one comes out."}),
+            "motion_lora_name": (folder_paths.get_filename_list(MOTION_LORAS), {
+                "tooltip": "A motion LoRA from models/animatediff_motion_lora, e.g. v2_lora_ZoomIn.ckpt, "
+                           "v2_lora_PanLeft.ckpt. Made for AnimateDiff v2; AnimateLCM shares its layout."}),
+            "strength": ("FLOAT", {"default": 1.0, "min": -2.0, "max": 2.0, "step": 0.05,
+                                   "tooltip": "1.0 is the move as trained; 0 is exactly the module without the LoRA; "
+                                              "negative values push the other way."}),
+        }}
+
+    RETURN_TYPES = ("MOTION_MODEL", "STRING")
+    RETURN_NAMES = ("motion_module", "report")
+    OUTPUT_TOOLTIPS = ("The motion module with the LoRA merged: connect it to 'Apply Motion Module'.",
+                       "What was merged, and anything left out.")
+    FUNCTION = "load"
+    CATEGORY = "AnimateLCM"
+    DESCRIPTION = ("Merges an AnimateDiff motion LoRA (camera moves: zoom, pan, tilt, roll) into a motion module's "
+                   "temporal attention. Chain several to combine moves.")
+
+    def load(self, motion_module, motion_lora_name, strength):
+        require_finite("Load Motion LoRA (AnimateLCM)", strength=strength)
+        lora = load_motion_lora(full_path(MOTION_LORAS, motion_lora_name))
+        return apply_motion_lora(motion_module, lora, strength)
+
+
+NODE_CLASS_MAPPINGS = {"ALCM_LoadMotionLoRA": LoadMotionLoRA}
+NODE_DISPLAY_NAME_MAPPINGS = {"ALCM_LoadMotionLoRA": "Load Motion LoRA (AnimateLCM)"}
