@@ -149,7 +149,6 @@ def provide_input_videos(prompt, size=None):
     """A moving-gradient video for each Load Video node whose file is not in the input folder, written to
     ComfyUI's temp folder and named with ComfyUI's "[temp]" annotation (the input folder is left alone)."""
     import folder_paths
-    import torch
     from ..video import encode
     by_extension = {f.extension: name for name, f in encode.FORMATS.items()}
     for node_id, node in prompt.items():
@@ -165,13 +164,22 @@ def provide_input_videos(prompt, size=None):
                                f"{', '.join(sorted(by_extension))}): put the video in {folder_paths.get_input_directory()}")
         cap = inputs.get("frame_cap") or STAND_IN_VIDEO_FRAMES
         count = inputs.get("skip_first_frames", 0) + cap * inputs.get("select_every_nth", 1)
-        side = size or 512
-        y, x = torch.meshgrid(torch.linspace(0, 1, side), torch.linspace(0, 1, side), indexing="ij")
-        t = (torch.arange(count) / count).view(count, 1, 1)
-        gradient = torch.stack([(x + t) % 1, y.expand(count, -1, -1), (1 - x * y + t) % 1], dim=-1)
         path = Path(folder_paths.get_temp_directory()) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        encode.save_video(gradient, str(path), by_extension[extension], 8.0)
+        write_video(path, count, size or 512)
         inputs["video"] = f"{name} [temp]"
         log.warning("node %s: '%s' is not in the input folder: using a %d-frame %d px moving-gradient stand-in",
-                    node_id, name, count, side)
+                    node_id, name, count, size or 512)
+
+
+def write_video(path, frames, side):
+    """A `frames`-long moving gradient of `side` px, in the format its extension names."""
+    import torch
+    from ..video import encode
+    by_extension = {f.extension: name for name, f in encode.FORMATS.items()}
+    y, x = torch.meshgrid(torch.linspace(0, 1, side), torch.linspace(0, 1, side), indexing="ij")
+    t = (torch.arange(frames) / frames).view(frames, 1, 1)
+    gradient = torch.stack([(x + t) % 1, y.expand(frames, -1, -1), (1 - x * y + t) % 1], dim=-1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encode.save_video(gradient, str(path), by_extension[path.suffix.lower()], 8.0)
+    return path

@@ -8,17 +8,16 @@ the page and must restore the graph that made it. Screenshots of the loaded grap
 previews are kept in output/browser-<time>/ (or $ALCM_ARTIFACTS; the folder is printed at the end
 of the run).
 """
+import importlib
 import json
 import os
 import shutil
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 import comfy_server
-from render_workflow import _stand_in_for, make_input_stand_ins
 
 pytestmark = pytest.mark.browser
 
@@ -43,15 +42,14 @@ def server(host, workflow_api, tmp_path_factory, request):
     """ComfyUI's server with stand-ins for every model and input file the shipped workflows name."""
     base = tmp_path_factory.mktemp("browser")
     running = comfy_server.ComfyServer(host.comfyui_path, base)
-    files = SimpleNamespace(pack=host.pack, input_dir=running.input_dir, models_dir=running.models_dir)
+    stand_ins = importlib.import_module(host.pack.__name__ + ".pipeline.stand_ins")  # what render --stand-ins makes
     for path in WORKFLOWS:
-        workflow = json.loads(path.read_text())
-        make_input_stand_ins(files, workflow, frames=2, size=64)
-        for node in workflow_api.to_api(workflow).values():
-            for name, value in node["inputs"].items():
-                known = _stand_in_for(node["class_type"], name)
-                if known and isinstance(value, str):
-                    known[1](files, value)
+        prompt = workflow_api.to_api(json.loads(path.read_text()))
+        for _, _, folder, name in stand_ins.model_files(prompt):
+            stand_ins.link(stand_ins.cached_file(folder, name), running.models_dir(folder), name)
+        for node in prompt.values():  # input files go into the server's input folder, where the page lists them
+            if node["class_type"] == "ALCM_LoadVideo":
+                stand_ins.write_video(running.input_dir / node["inputs"]["video"], 4, 64)
     # Outside pytest's temporary folders, which later runs delete; output/ is git-ignored.
     running.screenshots = ARTIFACTS / time.strftime("browser-%Y%m%d-%H%M%S")
     running.screenshots.mkdir(parents=True)
