@@ -72,6 +72,13 @@ def block_with_motion_layer(block, layer):
     return AnimatedBlock(getattr(block, MARK, block), {MOTION_CHILD: layer})
 
 
+def block_with_layers_first(block, layers):
+    """A copy of `block` that runs `layers` before the extra layers `block` already runs (if a copy)."""
+    original = getattr(block, MARK, block)
+    kept = {name: child for name, child in block._modules.items() if name not in original._modules and name not in layers}
+    return AnimatedBlock(original, {**layers, **kept})
+
+
 class MotionWrapper:
     """UNet function wrapper: sets the video layout for the motion layers during one UNet call."""
 

@@ -1,10 +1,12 @@
 """Sampler nodes: the all-in-one AnimateLCM sampler, and the parts for SamplerCustom users."""
-from ..samplers.schedule import AnimateLCMSampling, animatelcm_sampling_of, patch_model
-from ..samplers.video_sampling import MODES, animatelcm_sampler, sample_video
+from ..samplers.schedule import animatelcm_sampling_of, patch_model
+from ..samplers.video_sampling import MODES, animatelcm_sampler, sample_video, sampling_for
 from .inputs import require_finite
 
-MODE_TOOLTIP = ("text-to-video: the official schedule of AnimateLCM t2v (100 original steps). image-to-video: "
-                "AnimateLCM-I2V's (200 original steps, beta_end 0.014).")
+MODE_TOOLTIP = ("Which official schedule to sample with. auto (recommended): AnimateLCM-I2V's when the MODEL comes "
+                "from 'AnimateLCM Image to Video', otherwise text-to-video's. text-to-video: AnimateLCM t2v's (100 "
+                "original steps, beta_end 0.012). image-to-video schedule: AnimateLCM-I2V's (200 original steps, "
+                "beta_end 0.014) on any MODEL; it takes no image: the image comes from 'AnimateLCM Image to Video'.")
 STEPS_TOOLTIP = ("4 is the recommended AnimateLCM setting; 6-8 add detail; 1-2 give a soft draft. More than 8 "
                  "rarely helps a consistency model.")
 
@@ -22,12 +24,13 @@ class AnimateLCMSampler:
                              "tooltip": "The same seed gives the same video."}),
             "steps": ("INT", {"default": 4, "min": 1, "max": 50, "tooltip": STEPS_TOOLTIP}),
             "cfg": ("FLOAT", {"default": 1.5, "min": 1.0, "max": 10.0, "step": 0.1, "round": 0.01,
-                              "tooltip": "1.5 with a negative prompt is recommended; 1.0 skips the negative pass "
-                                         "(half the time); above 2 burns the image."}),
+                              "tooltip": "1.5 with a negative prompt is recommended for text-to-video; 1.0 for "
+                                         "image-to-video (the official setting). 1.0 skips the negative pass (half the "
+                                         "time); above 2 burns the image."}),
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01,
                                   "tooltip": "1.0 starts from noise. Below 1 starts from the input latent noised to the "
                                              "matching timestep (video-to-video): lower keeps more of the input."}),
-            "mode": (list(MODES), {"default": "text-to-video", "tooltip": MODE_TOOLTIP}),
+            "mode": (list(MODES), {"default": "auto", "tooltip": MODE_TOOLTIP}),
         }, "optional": {
             "freeinit": ("FREEINIT", {"tooltip": "From 'FreeInit Options': several passes for more consistent motion "
                                                  "(costs one sampling per pass). Leave empty for one pass."}),
@@ -39,7 +42,7 @@ class AnimateLCMSampler:
     CATEGORY = "AnimateLCM"
     DESCRIPTION = "Samples a video in 4 steps with AnimateLCM's official schedule and consistency sampler."
 
-    def sample(self, model, positive, negative, latent_image, seed, steps, cfg, denoise, mode="text-to-video",
+    def sample(self, model, positive, negative, latent_image, seed, steps, cfg, denoise, mode="auto",
                freeinit=None):
         require_finite("AnimateLCM Sampler", cfg=cfg, denoise=denoise)
         return (sample_video(model, positive, negative, latent_image, seed, steps, cfg, denoise, mode, freeinit=freeinit),)
@@ -50,7 +53,7 @@ class AnimateLCMModelSampling:
     def INPUT_TYPES(cls):
         return {"required": {
             "model": ("MODEL", {"tooltip": "The MODEL to sample with AnimateLCM's parametrisation."}),
-            "mode": (list(MODES), {"default": "text-to-video", "tooltip": MODE_TOOLTIP}),
+            "mode": (list(MODES), {"default": "auto", "tooltip": MODE_TOOLTIP}),
         }}
 
     RETURN_TYPES = ("MODEL",)
@@ -60,7 +63,7 @@ class AnimateLCMModelSampling:
                    "with the AnimateLCM sampler and scheduler. The all-in-one AnimateLCM Sampler does this itself.")
 
     def patch(self, model, mode):
-        return (patch_model(model, AnimateLCMSampling(**MODES[mode])),)
+        return (patch_model(model, sampling_for(model, mode)),)
 
 
 class AnimateLCMSamplerSelect:

@@ -4,22 +4,29 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
+from ..motion.image_injection import carries_image, features_once_per_run
 from .freeinit import sample_with_freeinit
 from .lcm_sampler import sample_animatelcm
 from .schedule import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, AnimateLCMSampling, patch_model
 
-MODES = {"text-to-video": TEXT_TO_VIDEO, "image-to-video": IMAGE_TO_VIDEO}
+# "auto" reads the MODEL: AnimateLCM-I2V's schedule when it carries a start image, else text-to-video's.
+MODES = {"auto": None, "text-to-video": TEXT_TO_VIDEO, "image-to-video schedule": IMAGE_TO_VIDEO}
 
 
 def animatelcm_sampler():
     return comfy.samplers.KSAMPLER(sample_animatelcm)
 
 
-def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.0, mode="text-to-video",
-                 freeinit=None):
+def sampling_for(model, mode="auto"):
+    """The AnimateLCMSampling that `mode` asks for on this MODEL."""
+    settings = MODES[mode] or (IMAGE_TO_VIDEO if carries_image(model) else TEXT_TO_VIDEO)
+    return AnimateLCMSampling(**settings)
+
+
+def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.0, mode="auto", freeinit=None):
     """LATENT in, LATENT out: the official schedule for `steps`, the consistency sampler, ComfyUI's CFG;
     with `freeinit` (a samplers.freeinit.FreeInit), that many passes with FreeInit's noise between them."""
-    sampling = AnimateLCMSampling(**MODES[mode])
+    sampling = sampling_for(model, mode)
     model = patch_model(model, sampling)
     sigmas = sampling.sigmas_for(steps, denoise)
     latent_image = latent["samples"]
@@ -37,11 +44,12 @@ def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.
             noise_mask=latent.get("noise_mask"), callback=callback,
             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
 
-    if passes > 1:
-        samples = sample_with_freeinit(freeinit, sample, model, noise, latent_image, seed, latent.get("batch_index"),
-                                       sigmas[0], denoise)
-    else:
-        samples = sample(noise)
+    with features_once_per_run():  # an I2V MODEL's image features: computed at the first step, dropped after
+        if passes > 1:
+            samples = sample_with_freeinit(freeinit, sample, model, noise, latent_image, seed,
+                                           latent.get("batch_index"), sigmas[0], denoise)
+        else:
+            samples = sample(noise)
     out = latent.copy()
     out["samples"] = samples
     return out
