@@ -81,7 +81,8 @@ class LoadAnimateLCMLoRA:
     def INPUT_TYPES(cls):
         names = folder_paths.get_filename_list("loras")
         default = next((n for n in names if "animatelcm" in n.lower()), None)
-        options = {"tooltip": "AnimateLCM's spatial LoRA (AnimateLCM_sd15_t2v_lora.safetensors) in models/loras."}
+        options = {"tooltip": "AnimateLCM's spatial LoRA in models/loras: AnimateLCM_sd15_t2v_lora.safetensors, or "
+                              "AnimateLCM_sd15_i2v_lora.safetensors for image-to-video."}
         if default:
             options["default"] = default
         return {"required": {

@@ -200,7 +200,7 @@ def conditioning(value):
 
 
 def test_the_sampler_computes_the_features_once_per_run_and_repeats_by_seed(pack, tiny_model, tmp_path):
-    model, latent = i2v_model(pack, tiny_model, tiny_module(pack, tmp_path), frames=3)
+    model, latent = i2v_model(pack, tiny_model, tiny_module(pack, tmp_path), frames=2)
     encoder = model.object_patches["diffusion_model.input_blocks.2"].image_features.conditioning.encoder
     calls = []
     hook = encoder.register_forward_hook(lambda *_: calls.append(1))
@@ -208,9 +208,9 @@ def test_the_sampler_computes_the_features_once_per_run_and_repeats_by_seed(pack
     try:
         def run(seed):
             with torch.inference_mode():
-                return node.sample(model, conditioning(0.2), conditioning(-0.1), latent, seed, 4, 1.5, 1.0)[0]["samples"]
+                return node.sample(model, conditioning(0.2), conditioning(-0.1), latent, seed, 3, 1.0, 1.0)[0]["samples"]
         first = run(7)
-        assert len(calls) == 1  # 4 steps, positive and negative: one encoder run
+        assert len(calls) == 1  # 3 steps, 3 UNet calls: one encoder run
         again, other = run(7), run(8)
         assert len(calls) == 3  # nothing kept from one run to the next
     finally:
