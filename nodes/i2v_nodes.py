@@ -75,7 +75,12 @@ class ImageToVideo:
             require_multiple_of_8(width=width, height=height)
             reference = vae.encode(start_frames(image, width, height, frames))
         reference = model.model.process_latent_in(reference.float())  # × 0.18215, as the official encode_img
-        animated = model if is_animated(model) else animate(model, motion_module)
+        if is_animated(model):
+            animated = model
+        else:
+            log.info("image-to-video: the MODEL has no motion layers yet, so '%s' is applied at strength 1",
+                     motion_module.name)
+            animated = animate(model, motion_module)
         conditioned = add_image_conditioning(animated, motion_module, reference, motion_scale)
         latent = torch.zeros([frames, 4, height // 8, width // 8], device=comfy.model_management.intermediate_device())
         return (conditioned, {"samples": latent})
