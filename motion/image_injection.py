@@ -19,7 +19,7 @@ from torch import nn
 
 from .errors import FrameCountError, MotionModuleError
 from .image_encoder import build_image_encoder
-from .injection import MARK, MOTION_CHILD, block_with_layers_first
+from .injection import MARK, MOTION_CHILD, block_with_layers_first, motion_bytes
 
 FEATURE_BLOCKS = (2, 5, 8, 11)  # down level i → input_blocks[3i + 2]
 IMAGE_CHILD = "image_features"
@@ -154,6 +154,7 @@ def add_image_conditioning(model, motion_module, reference, motion_scale):
         path, block = _block(conditioned, index)
         layer = ImageFeatureLayer(level, conditioning if level == 0 else None)
         conditioned.add_object_patch(path, block_with_layers_first(block, {IMAGE_CHILD: layer}))
+    conditioned.size = model.model_size() - motion_bytes(model) + motion_bytes(conditioned)  # the encoder counts
     inner = conditioned.model_options.get("model_function_wrapper")
     if isinstance(inner, ImageToVideoWrapper):  # a new start image replaces the old one
         inner = inner.inner

@@ -73,7 +73,12 @@ class ImageToVideo:
             height, width = reference.shape[-2] * 8, reference.shape[-1] * 8
         else:
             require_multiple_of_8(width=width, height=height)
-            reference = vae.encode(start_frames(image, width, height, frames))
+            # ComfyUI's VAE samples its posterior (as the official encode_img does) from the global RNG:
+            # a fixed seed makes the same image give the same latent, so the same seed gives the same video
+            devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(0)
+                reference = vae.encode(start_frames(image, width, height, frames))
         reference = model.model.process_latent_in(reference.float())  # × 0.18215, as the official encode_img
         if is_animated(model):
             animated = model
