@@ -33,7 +33,8 @@ def main():
     import folder_paths
     pack = host.pack
     ckpt = folder_paths.get_full_path("checkpoints", stand_ins.sd15_checkpoint(host))
-    model, clip, vae = comfy.sd.load_checkpoint_guess_config(ckpt, output_vae=True, output_clip=True)[:3]
+    with torch.inference_mode():  # as ComfyUI's executor runs node code
+        model, clip, vae = comfy.sd.load_checkpoint_guess_config(ckpt, output_vae=True, output_clip=True)[:3]
     motion_path = folder_paths.get_full_path("animatediff_models", stand_ins.motion_module(host, "AnimateLCM_sd15_i2v.ckpt"))
     motion = pack.motion.motion_module.load_motion_module(motion_path)
     with torch.inference_mode():
