@@ -37,10 +37,10 @@ class ImageToVideo:
                                                           "module with the image encoder."}),
             "image": ("IMAGE", {"tooltip": IMAGE_TOOLTIP}),
             "vae": ("VAE", {"tooltip": "The VAE that encodes the start image (the checkpoint's)."}),
-            "width": ("INT", {"default": 768, "min": 64, "max": 2048, "step": 8,
+            "width": ("INT", {"default": 768, "min": 16, "max": 2048, "step": 8,
                               "tooltip": "Video width, a multiple of 8. The image is resized to cover width×height and "
                                          "centre-cropped (LANCZOS), as AnimateLCM-I2V does. 768×512 is the official default."}),
-            "height": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 8, "tooltip": "Video height, a multiple of 8."}),
+            "height": ("INT", {"default": 512, "min": 16, "max": 2048, "step": 8, "tooltip": "Video height, a multiple of 8."}),
             "frames": ("INT", {"default": 16, "min": 1, "max": 64,
                                "tooltip": "16 is the length AnimateLCM-I2V was trained on."}),
             "motion_scale": ("FLOAT", {"default": 0.8, "min": 0.0, "max": 1.5, "step": 0.05,

@@ -94,6 +94,7 @@ class InProcessRunner:
         if stand_ins:
             stand_in_files.provide_model_files(prompt)
             stand_in_files.provide_input_videos(prompt, size)
+            stand_in_files.provide_input_images(prompt, size)
         else:
             missing = stand_in_files.missing_model_files(prompt)
             if missing:

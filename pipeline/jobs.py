@@ -139,7 +139,8 @@ def apply_overrides(workflow, overrides, catalog):
 
 
 def resize(workflow, frames=None, size=None, preview=False):
-    """Overrides that set the frames and size of every Empty Latent Image (and Load Video's frame cap)."""
+    """Overrides that set the frames and size of every Empty Latent Image and AnimateLCM Image to Video
+    (and Load Video's frame cap)."""
     if preview:
         frames, size = frames or PREVIEW[0], size or PREVIEW[1]
     overrides = {}
@@ -151,6 +152,13 @@ def resize(workflow, frames=None, size=None, preview=False):
             if size and all(isinstance(inputs.get(k), int) for k in ("width", "height")):
                 scale = size / max(inputs["width"], inputs["height"])
                 for k in ("width", "height"):  # ComfyUI wants multiples of 8, at least 16
+                    overrides[f"{node_id}.{k}"] = max(16, round(inputs[k] * scale / 8) * 8)
+        if node["class_type"] == "ALCM_ImageToVideo":  # it makes the video latent itself
+            if frames:
+                overrides[f"{node_id}.frames"] = frames
+            if size and all(isinstance(inputs.get(k), int) for k in ("width", "height")):
+                scale = size / max(inputs["width"], inputs["height"])
+                for k in ("width", "height"):
                     overrides[f"{node_id}.{k}"] = max(16, round(inputs[k] * scale / 8) * 8)
         if node["class_type"] == "ALCM_LoadVideo" and frames:
             overrides[f"{node_id}.frame_cap"] = frames

@@ -15,6 +15,7 @@ CACHE_DIR = Path(os.environ.get("ANIMATELCM_CACHE") or os.environ.get("ALCM_TEST
                  or Path.home() / ".cache" / "animatelcm-fast")
 SD15_FILE = "sd15_random_v1.safetensors"
 MOTION_FILE = "animatelcm_t2v_random_v1"  # + .safetensors or .ckpt
+MOTION_I2V_FILE = "animatelcm_i2v_random_v1"  # a name that mentions i2v: the same plus the image encoder
 SAFETENSORS = (".safetensors", ".sft")
 WEIGHT_EXTENSIONS = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin")
 STAND_IN_VIDEO_FRAMES = 16
@@ -81,10 +82,14 @@ def cached_file(folder, name):
     if folder == "animatediff_models":
         # the released AnimateLCM_sd15_t2v.ckpt is a pickle: a .ckpt name gets one, so the real load path runs
         as_pickle = not name.lower().endswith(SAFETENSORS)
-        path = CACHE_DIR / (MOTION_FILE + (".ckpt" if as_pickle else ".safetensors"))
+        i2v = "i2v" in name.lower()
+        path = CACHE_DIR / ((MOTION_I2V_FILE if i2v else MOTION_FILE) + (".ckpt" if as_pickle else ".safetensors"))
         if not path.exists():
-            log.info("making a random-weight AnimateLCM motion module (900 MB, once)")
+            log.info("making a random-weight AnimateLCM%s motion module (%s MB, once)", "-I2V" if i2v else "",
+                     1060 if i2v else 900)
             sd = random_weights.animatelcm_motion_module()
+            if i2v:
+                sd.update(random_weights.animatelcm_i2v_image_encoder())
             _atomic(path, (lambda p: torch.save(sd, p)) if as_pickle else
                     (lambda p: save_file({k: v.contiguous() for k, v in sd.items()}, str(p))))
         return path
@@ -183,3 +188,27 @@ def write_video(path, frames, side):
     path.parent.mkdir(parents=True, exist_ok=True)
     encode.save_video(gradient, str(path), by_extension[path.suffix.lower()], 8.0)
     return path
+
+
+def provide_input_images(prompt, size=None):
+    """A gradient picture (3:2 landscape, so a square video crops it) for each Load Image node whose file
+    is not in the input folder, written to ComfyUI's temp folder and named with the "[temp]" annotation."""
+    import folder_paths
+    import numpy as np
+    from PIL import Image
+    for node_id, node in prompt.items():
+        inputs = node["inputs"]
+        if node["class_type"] != "LoadImage" or not isinstance(inputs.get("image"), str):
+            continue
+        if folder_paths.exists_annotated_filepath(inputs["image"]):
+            continue
+        name = Path(inputs["image"]).with_suffix(".png").name
+        side = size or 512
+        y, x = np.mgrid[0:side, 0:side * 3 // 2] / side
+        pixels = np.stack([x / 1.5, y, 1 - x * y / 1.5], axis=-1)
+        path = Path(folder_paths.get_temp_directory()) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((pixels * 255).astype(np.uint8)).save(path)
+        inputs["image"] = f"{name} [temp]"
+        log.warning("node %s: '%s' is not in the input folder: using a %d×%d gradient picture", node_id, name,
+                    side * 3 // 2, side)
