@@ -33,7 +33,7 @@ run_phase() {  # run_phase LABEL HOST [pytest args...]
   fi
   echo "== $label: $("$ALCM_PYTHON" --version) from $ALCM_VENV"
   set +e
-  ALCM_HOST_LABEL="$label" "$ALCM_PYTHON" -m pytest -ra "$@"
+  ALCM_HOST_LABEL="$label" "$ALCM_PYTHON" -m pytest -ra --durations=12 "$@"
   status=$?
   set -e
   case "$status" in
