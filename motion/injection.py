@@ -24,7 +24,9 @@ import comfy.utils
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import TimestepEmbedSequential
 
+from .context_windows import CONTEXT_KEY, run_windowed
 from .errors import FrameCountError, MotionModuleError
+from .frame_positions import POSITIONS_KEY, frame_positions
 from .video_batch import video_layout
 
 log = logging.getLogger(__name__)
@@ -80,19 +82,38 @@ def block_with_layers_first(block, layers):
 
 
 class MotionWrapper:
-    """UNet function wrapper: sets the video layout for the motion layers during one UNet call."""
+    """UNet function wrapper: sets the video layout for the motion layers during one UNet call.
+
+    When the MODEL carries context options (the Context Windows node), the call is made window by
+    window (motion/context_windows.py) and the frame limit applies to each window. ComfyUI's own
+    context windows, when a MODEL has them, have already cut the batch to a window: not windowed twice.
+    """
 
     def __init__(self, module_name, max_frames, inner=None):
         self.module_name, self.max_frames, self.inner = module_name, max_frames, inner
 
     def __call__(self, apply_model, args):
+        options = args["c"].get("transformer_options", {})
+        context = options.get(CONTEXT_KEY)
+        if context is not None and "context_window" not in options:
+            if context.context_length > self.max_frames and options.get(POSITIONS_KEY) is None:
+                raise FrameCountError(
+                    f"context_length {context.context_length} is longer than the {self.max_frames} frames the motion "
+                    f"module '{self.module_name}' covers: set it to 16 (the training length) in Context Windows.")
+            return run_windowed(self._run, apply_model, args, context)
+        return self._run(apply_model, args)
+
+    def _run(self, apply_model, args):
         videos = len(args["cond_or_uncond"])
         frames = args["input"].shape[0] // videos
-        if frames > self.max_frames:
+        positions = args["c"].get("transformer_options", {}).get(POSITIONS_KEY)
+        if frames > self.max_frames and positions is None:
             raise FrameCountError(
                 f"{frames} frames asked for, but the motion module '{self.module_name}' covers at most "
-                f"{self.max_frames}. Lower the latent batch size to {self.max_frames} or fewer.")
-        with video_layout(videos):
+                f"{self.max_frames}. Add 'Context Windows (AnimateLCM)' after Apply Motion Module (any length, "
+                f"windows of 16 frames), or 'Extend Frame Positions (AnimateLCM)' to go past {self.max_frames} "
+                f"frames in one window; or lower the latent batch size to {self.max_frames} or fewer.")
+        with video_layout(videos), frame_positions(positions):
             if self.inner is not None:
                 return self.inner(apply_model, args)
             return apply_model(args["input"], args["timestep"], **args["c"])

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .frame_positions import position_encoding
 from .video_batch import videos_in_batch
 
 HEADS = 8
@@ -61,7 +62,7 @@ class PositionEncoder(nn.Module):
         return self._fixed
 
     def encoding(self, frames, like):
-        return self.table(like)[:, :frames]
+        return position_encoding(self.table(like), frames)  # past the table only when the MODEL asks
 
 
 class TemporalAttention(nn.Module):

@@ -11,6 +11,7 @@ log = logging.getLogger(__name__)
 NODE_MODULES = {  # module: what it holds, in the words of the node menu
     "motion_nodes": "the motion-module nodes",
     "motion_lora_nodes": "Load Motion LoRA (AnimateLCM)",
+    "context_nodes": "the long-video nodes (Context Windows, Extend Frame Positions)",
     "sampler_nodes": "the AnimateLCM sampler nodes",
     "freeinit_nodes": "FreeInit Options (AnimateLCM)",
     "lora_nodes": "the LoRA nodes",

@@ -1,0 +1,97 @@
+"""Long-video nodes: context windows (with FreeNoise), and frame positions past the motion module's encoding."""
+from ..motion.context_windows import CONTEXT_KEY, FUSE_METHODS, SCHEDULES, ContextOptions
+from ..motion.frame_positions import MODES, POSITIONS_KEY
+
+
+def _with_transformer_option(model, key, value):
+    """A clone of the MODEL whose UNet calls carry `value` under `key` (the input MODEL is not changed)."""
+    patched = model.clone()
+    options = dict(patched.model_options.get("transformer_options", {}))
+    options[key] = value
+    patched.model_options["transformer_options"] = options
+    return patched
+
+
+class ContextWindows:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The animated MODEL (after 'Apply Motion Module'). It is not changed: "
+                                           "a new MODEL that samples long videos window by window comes out."}),
+            "context_length": ("INT", {"default": 16, "min": 2, "max": 64, "tooltip":
+                                       "Frames the motion module sees at once. 16 is AnimateLCM's training length; "
+                                       "videos no longer than this are sampled in one piece, exactly as without "
+                                       "this node."}),
+            "overlap": ("INT", {"default": 4, "min": 0, "max": 32, "tooltip":
+                                "Frames shared by neighbouring windows; more overlap gives smoother seams and "
+                                "costs more time (16/4: 1.31x the frames of one pass)."}),
+            "schedule": (list(SCHEDULES), {"default": "uniform", "tooltip":
+                                           "uniform: the window grid shifts every step, so seams move and vanish "
+                                           "(recommended). static: the same windows every step. batched: disjoint "
+                                           "windows, no overlap (fastest, visible cuts)."}),
+            "closed_loop": ("BOOLEAN", {"default": False, "tooltip":
+                                        "Windows wrap from the last frame to the first, so the video loops "
+                                        "seamlessly (uniform schedule)."}),
+            "fuse": (list(FUSE_METHODS), {"default": "pyramid", "tooltip":
+                                          "How overlapping windows are averaged per frame. pyramid: frames near a "
+                                          "window's middle count most (recommended). flat: equal weights. "
+                                          "overlap-linear: cross-fade over the overlap only."}),
+            "freenoise": ("BOOLEAN", {"default": True, "tooltip":
+                                      "FreeNoise: later windows start from shuffles of earlier windows' noise, at "
+                                      "the start and at every step, so the whole video keeps one subject and "
+                                      "scene. Off: independent noise per frame (more change over time)."}),
+        }}
+
+    RETURN_TYPES = ("MODEL",)
+    OUTPUT_TOOLTIPS = ("The MODEL, sampling any number of frames in windows: connect it to the AnimateLCM Sampler.",)
+    FUNCTION = "apply"
+    CATEGORY = "AnimateLCM"
+    DESCRIPTION = ("Long videos at flat memory: the motion module runs on overlapping windows of context_length "
+                   "frames, averaged per frame. Put it between 'Apply Motion Module' and the sampler.")
+
+    def apply(self, model, context_length, overlap, schedule, closed_loop, fuse, freenoise):
+        if schedule not in SCHEDULES or fuse not in FUSE_METHODS:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)} and fuse one of {', '.join(FUSE_METHODS)}.")
+        if overlap >= context_length and schedule != "batched":
+            raise ValueError(f"overlap ({overlap}) must be smaller than context_length ({context_length}): "
+                             f"windows would never advance. 4 is the recommended overlap for 16-frame windows.")
+        if "context_handler" in model.model_options:
+            raise ValueError("This MODEL already has ComfyUI's own context windows (the core 'Context Windows' "
+                             "node): use one or the other, not both. Remove one of the two nodes.")
+        options = ContextOptions(context_length, overlap, schedule, closed_loop, fuse, freenoise)
+        return (_with_transformer_option(model, CONTEXT_KEY, options),)
+
+
+class ExtendFramePositions:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The animated MODEL (after 'Apply Motion Module'). It is not changed."}),
+            "positions": (list(MODES), {"default": "interpolate", "tooltip":
+                                        "For videos longer than the motion module's position encoding, in one "
+                                        "window. interpolate: spread the frames over the positions it was made "
+                                        "for (slower motion). extrapolate: continue the sinusoid past its end. "
+                                        "Context Windows is usually the better way to long videos."}),
+        }}
+
+    RETURN_TYPES = ("MODEL",)
+    OUTPUT_TOOLTIPS = ("The MODEL, accepting more frames than its motion module's position encoding covers.",)
+    FUNCTION = "apply"
+    CATEGORY = "AnimateLCM"
+    DESCRIPTION = ("Lets the motion module take more frames than its position encoding covers (64 for AnimateLCM, "
+                   "24/32 for AnimateDiff) by extrapolating or interpolating frame positions.")
+
+    def apply(self, model, positions):
+        if positions not in MODES:
+            raise ValueError(f"positions must be one of {', '.join(MODES)}, not '{positions}'.")
+        return (_with_transformer_option(model, POSITIONS_KEY, positions),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "ALCM_ContextWindows": ContextWindows,
+    "ALCM_ExtendFramePositions": ExtendFramePositions,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "ALCM_ContextWindows": "Context Windows (AnimateLCM)",
+    "ALCM_ExtendFramePositions": "Extend Frame Positions (AnimateLCM)",
+}
