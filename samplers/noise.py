@@ -43,6 +43,14 @@ def freenoise_map_of(model_options, frames, seed):
     return freenoise_frame_map(frames, context.context_length, context.overlap, seed)
 
 
+def initial_noise(model_options, latent_image, seed, batch_index=None):
+    """ComfyUI's seeded initial noise for the latent, FreeNoise-mapped when the MODEL's context options ask for it."""
+    import comfy.sample
+    noise = comfy.sample.prepare_noise(latent_image, seed, batch_index)
+    frame_map = freenoise_map_of(model_options, noise.shape[0], seed)
+    return noise if frame_map is None else noise[torch.tensor(frame_map)]
+
+
 def step_noise_sampler(x, seed=0, frame_map=None):
     """Gaussian noise shaped like `x`, drawn in float32 on the CPU so every device gives the same video.
 

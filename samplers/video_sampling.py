@@ -3,12 +3,11 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 import latent_preview
-import torch
 
 from ..motion.image_injection import carries_image, features_once_per_run
 from .freeinit import sample_with_freeinit
 from .lcm_sampler import sample_animatelcm
-from .noise import freenoise_map_of
+from .noise import initial_noise
 from .schedule import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, AnimateLCMSampling, patch_model
 
 # "auto" reads the MODEL: AnimateLCM-I2V's schedule when it carries a start image, else text-to-video's.
@@ -34,10 +33,7 @@ def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.
     latent_image = latent["samples"]
     if hasattr(comfy.sample, "fix_empty_latent_channels"):
         latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
-    noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
-    frame_map = freenoise_map_of(model.model_options, noise.shape[0], seed)
-    if frame_map is not None:  # FreeNoise: later windows start from shuffles of earlier windows' noise
-        noise = noise[torch.tensor(frame_map)]
+    noise = initial_noise(model.model_options, latent_image, seed, latent.get("batch_index"))
     passes = freeinit.iterations if freeinit else 1
     progress = latent_preview.prepare_callback(model, steps * passes)  # progress bar (and Cancel), latent previews
 
