@@ -25,10 +25,10 @@ import stand_ins  # noqa: E402
 
 
 def one_run(frames, size, steps):
+    host = comfy_host.start()
     import comfy.model_management
     import comfy.sd
     import folder_paths
-    host = comfy_host.start()
     pack = host.pack
     ckpt = folder_paths.get_full_path("checkpoints", stand_ins.sd15_checkpoint(host))
     model = comfy.sd.load_checkpoint_guess_config(ckpt, output_vae=False, output_clip=False)[0]
