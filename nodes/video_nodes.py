@@ -6,10 +6,11 @@ import comfy.utils
 import folder_paths
 from comfy.cli_args import args
 
-from ..video.decode import load_video
+from ..video.decode import load_video, load_video_latent
 from ..video.encode import check_prefix, save_video
 from ..video.errors import VideoFileError
 from ..video.formats import FORMATS, is_loadable
+from ..video.latent_frames import frames_to_save
 from .inputs import require_finite
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ class SaveVideo:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "images": ("IMAGE", {"tooltip": "The frames of the video, in order (VAE Decode's output)."}),
                 "filename_prefix": ("STRING", {
                     "default": "AnimateLCM/video",
                     "tooltip": "Where in the output folder, and the start of the file name; a number is added. "
@@ -46,6 +46,14 @@ class SaveVideo:
                                     "tooltip": "WebP quality: 90 is near-transparent; lower makes smaller files. "
                                                "apng is lossless; webm and mp4 use a near-transparent setting."}),
             },
+            "optional": {
+                "images": ("IMAGE", {"tooltip": "The frames of the video, in order (VAE Decode's output). Or connect "
+                                                "latent and vae instead, for long videos."}),
+                "latent": ("LATENT", {"tooltip": "The video's latents (the sampler's output), instead of images: they "
+                                                 "are decoded a few frames at a time straight into the file, so the "
+                                                 "whole video never sits in RAM as IMAGE. Needs vae."}),
+                "vae": ("VAE", {"tooltip": "The VAE that decodes `latent` (the checkpoint's)."}),
+            },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
 
@@ -57,9 +65,10 @@ class SaveVideo:
                    "the node. The prompt and workflow are embedded (webp, webm, apng, mp4; gif: a .json file beside "
                    "it, which ComfyUI also loads), so dropping the file on ComfyUI restores the graph.")
 
-    def save(self, images, filename_prefix, format, frame_rate, loop_count, pingpong, quality, prompt=None,
-             extra_pnginfo=None):
+    def save(self, images=None, filename_prefix="AnimateLCM/video", format="webp", frame_rate=8.0, loop_count=0,
+             pingpong=False, quality=90, latent=None, vae=None, prompt=None, extra_pnginfo=None):
         require_finite("Save Video (AnimateLCM)", frame_rate=frame_rate)
+        images = frames_to_save(images, latent, vae)
         output_dir = folder_paths.get_output_directory()
         check_prefix(filename_prefix, output_dir)
         height, width = images.shape[1:3]
@@ -99,24 +108,33 @@ class LoadVideo:
             "resize_to_multiple_of_8": ("BOOLEAN", {"default": True,
                                                     "tooltip": "Scale to the nearest multiple of 8 px a side, which "
                                                                "VAE Encode needs (it would crop otherwise)."}),
+        }, "optional": {
+            "vae": ("VAE", {"tooltip": "Connect a VAE to get the video as latents, encoded a few frames at a time as "
+                                       "they are decoded: a long video never sits in RAM at full resolution (the "
+                                       "frames output is then only the first frame)."}),
         }}
 
-    RETURN_TYPES = ("IMAGE", "INT", "FLOAT")
-    RETURN_NAMES = ("frames", "frame_count", "fps")
-    OUTPUT_TOOLTIPS = ("The frames as an IMAGE batch (VAE Encode turns it into latents for video-to-video).",
+    RETURN_TYPES = ("IMAGE", "INT", "FLOAT", "LATENT")
+    RETURN_NAMES = ("frames", "frame_count", "fps", "latent")
+    OUTPUT_TOOLTIPS = ("The frames as an IMAGE batch (VAE Encode turns it into latents for video-to-video); with a "
+                       "vae connected, only the first frame.",
                        "How many frames were loaded.",
-                       "The frame rate of the loaded frames (the file's, divided by select_every_nth).")
+                       "The frame rate of the loaded frames (the file's, divided by select_every_nth).",
+                       "With a vae connected: the video's latents, ready for the sampler (video-to-video).")
     FUNCTION = "load"
     CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Loads a video from the input folder as IMAGE frames, one frame at a time into one tensor; a video "
                    "that would not fit in the free RAM is refused before decoding, with the numbers.")
 
-    def load(self, video, frame_cap, skip_first_frames, select_every_nth, resize_to_multiple_of_8):
+    def load(self, video, frame_cap, skip_first_frames, select_every_nth, resize_to_multiple_of_8, vae=None):
         progress_bar = comfy.utils.ProgressBar(max(1, frame_cap))
-        frames, fps = load_video(_video_path(video), frame_cap, skip_first_frames, select_every_nth,
-                                 8 if resize_to_multiple_of_8 else None,
-                                 progress=lambda done, total: progress_bar.update_absolute(done, total))
-        return (frames, frames.shape[0], fps)
+        options = (frame_cap, skip_first_frames, select_every_nth, 8 if resize_to_multiple_of_8 else None)
+        progress = lambda done, total: progress_bar.update_absolute(done, total)  # noqa: E731
+        if vae is None:
+            frames, fps = load_video(_video_path(video), *options, progress=progress)
+            return (frames, frames.shape[0], fps, None)
+        samples, first_frame, fps = load_video_latent(_video_path(video), vae, *options, progress=progress)
+        return (first_frame, samples.shape[0], fps, {"samples": samples})
 
     @classmethod
     def IS_CHANGED(cls, video, **kwargs):

@@ -1,11 +1,15 @@
 """Benchmark (not a test): long text-to-video with context windows, peak RSS and time against frame count.
 
     python tests/bench_long.py t2v --frames 16 64 128 256 --size 64 --steps 2
+    python tests/bench_long.py v2v --frames 256 --size 128    # video in and out, streamed vs as IMAGE
 
 Each frame count runs in a fresh process (so peak RSS is that run's own): the full-size SD1.5
 stand-in + AnimateLCM motion module, Context Windows 16/4 uniform pyramid with FreeNoise, the
 AnimateLCM Sampler at cfg 1 (one UNet pass per window). Reported: the process's peak RSS, the
 peak above the loaded model, wall time of sampling, and time per frame relative to 16 frames.
+v2v: the video side of video-to-video on a 256-frame input (sampling is the same either way):
+"image" loads the video as IMAGE, VAE Encode, VAE Decode, Save Video; "streamed" is Load Video with
+a VAE and Save Video with LATENT + VAE. Each in a fresh process; peak RSS above the loaded VAE.
 Runs in the registry host (or COMFYUI_PATH), like the tests. Run it under the heavy lock.
 """
 import argparse
@@ -69,15 +73,67 @@ def t2v(frame_counts, size, steps):
               f"{r['peak_rss_mib'] / base['peak_rss_mib']:.3f}x | {r['peak_extra_mib']:.0f} MiB |")
 
 
+def one_v2v(variant, frames, size):
+    host = comfy_host.start()
+    import comfy.sd
+    import folder_paths
+    import nodes
+    pack = host.pack
+    ckpt = folder_paths.get_full_path("checkpoints", stand_ins.sd15_checkpoint(host))
+    vae = comfy.sd.load_checkpoint_guess_config(ckpt, output_vae=True, output_clip=False, output_model=False)[2]
+    path = host.input_dir / "bench_input.webm"
+    t = (torch.arange(frames) / frames).view(frames, 1, 1)
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    pack.video.encode.save_video(torch.stack([(x + t) % 1, y.expand(frames, -1, -1), (1 - x * y + t) % 1], -1),
+                                 str(path), "webm", 8.0)
+    load, save = pack.nodes.video_nodes.LoadVideo(), pack.nodes.video_nodes.SaveVideo()
+    options = {"frame_cap": 0, "skip_first_frames": 0, "select_every_nth": 1, "resize_to_multiple_of_8": True}
+    save_options = {"format": "webm", "frame_rate": 8.0, "loop_count": 0, "pingpong": False, "quality": 90}
+    with PeakRSS() as rss, torch.inference_mode():
+        start = time.perf_counter()
+        if variant == "image":
+            images = load.load(path.name, **options)[0]
+            latent = nodes.VAEEncode().encode(vae, images)[0]
+            del images
+            save.save("bench/v2v", images=nodes.VAEDecode().decode(vae, latent)[0], **save_options)
+        else:
+            latent = load.load(path.name, vae=vae, **options)[3]
+            save.save("bench/v2v", latent=latent, vae=vae, **save_options)
+        seconds = time.perf_counter() - start
+    return {"variant": variant, "seconds": seconds, "peak_extra_mib": rss.peak / 2**20}
+
+
+def v2v(frames, size):
+    rows = []
+    for variant in ("image", "streamed"):
+        out = subprocess.run([sys.executable, __file__, "one-v2v", variant, "--frames", str(frames), "--size", str(size)],
+                             capture_output=True, text=True)
+        lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+        if out.returncode or not lines:
+            sys.exit(f"{variant} failed:\n{out.stderr[-3000:]}")
+        rows.append(json.loads(lines[-1]))
+        print(rows[-1], flush=True)
+    print(f"\n{frames} frames of {size}x{size}: Load Video → VAE encode → VAE decode → Save Video (webm)")
+    print("| path | time | peak RSS above the loaded VAE |")
+    print("|---|---|---|")
+    for r in rows:
+        print(f"| {r['variant']} | {r['seconds']:.1f} s | {r['peak_extra_mib']:.0f} MiB |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["t2v", "one"])
+    parser.add_argument("command", choices=["t2v", "one", "v2v", "one-v2v"])
+    parser.add_argument("variant", nargs="?", choices=["image", "streamed"])
     parser.add_argument("--frames", type=int, nargs="+", default=[16, 64, 128, 256])
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=2)
     args = parser.parse_args()
     if args.command == "one":
         print(json.dumps(one_run(args.frames[0], args.size, args.steps)))
+    elif args.command == "one-v2v":
+        print(json.dumps(one_v2v(args.variant, args.frames[0], args.size)))
+    elif args.command == "v2v":
+        v2v(args.frames[0], args.size)
     else:
         t2v(args.frames, args.size, args.steps)
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from .errors import VideoFileError
 from .formats import reader_for
+from .latent_frames import CHUNK_FRAMES, encode_frames
 
 DEFAULT_FPS = 8.0  # for files that do not say
 # What Pillow raises on a damaged or hostile file: its own DecompressionBombError is none of the usual ones.
@@ -31,6 +32,17 @@ def available_memory():
 
 def load_video(path, frame_cap=0, skip_first_frames=0, select_every_nth=1, multiple_of=8, progress=None):
     """(frames, fps) of a video file. fps is the file's rate divided by select_every_nth."""
+    frames, _, fps = _load(path, frame_cap, skip_first_frames, select_every_nth, multiple_of, progress)
+    return frames, fps
+
+
+def load_video_latent(path, vae, frame_cap=0, skip_first_frames=0, select_every_nth=1, multiple_of=8, progress=None):
+    """(latent samples, first frame as IMAGE, fps) of a video file, encoded by `vae` CHUNK_FRAMES frames at a
+    time as they are decoded: the frames never exist all at once at full resolution."""
+    return _load(path, frame_cap, skip_first_frames, select_every_nth, multiple_of, progress, vae)
+
+
+def _load(path, frame_cap, skip_first_frames, select_every_nth, multiple_of, progress, vae=None):
     name = os.path.basename(path)
     if not os.path.isfile(path):
         raise VideoFileError(f"'{name}' does not exist (looked for {path}).")
@@ -42,18 +54,26 @@ def load_video(path, frame_cap=0, skip_first_frames=0, select_every_nth=1, multi
         with opener(path, name) as source:
             indices = select_frames(name, source.frame_count, frame_cap, skip_first_frames, select_every_nth)
             height, width = target_size(source.height, source.width, multiple_of)
-            check_memory(name, len(indices), height, width)
-            frames = torch.empty((len(indices), height, width, 3), dtype=torch.float32)
+            held = len(indices) if vae is None else min(CHUNK_FRAMES, len(indices))  # frames in RAM at once
+            check_memory(name, held, height, width)
+            frames = torch.empty((held, height, width, 3), dtype=torch.float32)
+            latents, first = [], None
             for frame in source.read(indices):
                 if frame.shape[:2] != (height, width):
                     shrink = height * width < frame.shape[0] * frame.shape[1]
                     interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
                     frame = cv2.resize(frame, (width, height), interpolation=interpolation)
-                frames[decoded].copy_(torch.from_numpy(frame))  # uint8 to float32 in place, no temporary
+                frames[decoded % held].copy_(torch.from_numpy(frame))  # uint8 to float32 in place, no temporary
                 decoded += 1
+                if vae is not None and decoded % held == 0:
+                    first = frames[:1] / 255 if first is None else first
+                    latents.append(encode_frames(vae, frames / 255))
                 if progress is not None:
                     progress(decoded, len(indices))
             fps = source.fps
+            if vae is not None and decoded % held:
+                first = frames[:1] / 255 if first is None else first
+                latents.append(encode_frames(vae, frames[:decoded % held] / 255))
     except VideoFileError:
         raise
     except (FFmpegError, cv2.error, *PILLOW_ERRORS) as error:  # the decoders' own, named after the file
@@ -66,7 +86,9 @@ def load_video(path, frame_cap=0, skip_first_frames=0, select_every_nth=1, multi
             raise VideoFileError(f"'{name}' holds only {decoded} decodable frames of the {len(indices)} asked for "
                                  f"(its header claims {source.frame_count}): set frame_cap to {decoded} or less.")
         frames = frames[:decoded]
-    return frames.div_(255), fps / select_every_nth
+    if vae is not None:
+        return torch.cat(latents), first, fps / select_every_nth
+    return frames.div_(255), None, fps / select_every_nth
 
 
 def select_frames(name, frame_count, frame_cap, skip_first_frames, select_every_nth):

@@ -3,11 +3,12 @@
 A 256-frame video is 16 MB of latents at 512x512 but 768 MB as IMAGE (1.7 GB at 1024x576), plus
 the copies a graph makes of it. Save Video takes LATENT + VAE and writes frames decoded a chunk at a
 time (DecodedFrames stands where the IMAGE would, and the writer asks it for one frame after
-another); Load Video with a VAE encodes each chunk of decoded frames as it comes (encode_chunks).
+another); Load Video with a VAE encodes each chunk of decoded frames as it comes (encode_frames).
 The SD1.5 VAE works on each frame alone, so chunking changes nothing in the frames or latents.
 """
-import comfy.model_management
 import torch
+
+from .errors import VideoFormatError
 
 CHUNK_FRAMES = 8  # frames decoded or encoded at once: a few MB at 512x512, and enough for the VAE to batch
 
@@ -35,7 +36,7 @@ class DecodedFrames:
     def _chunk(self, index):
         start = index - index % self.chunk_frames
         if start != self._start:
-            comfy.model_management.throw_exception_if_processing_interrupted()
+            _stop_if_cancelled()
             self._frames = None  # let the previous chunk go before the next one is decoded
             self._frames = self.vae.decode(self.samples[start:start + self.chunk_frames])
             self._start = start
@@ -53,12 +54,31 @@ class DecodedFrames:
         return frame[rest] if rest else frame
 
 
-def encode_chunks(vae, chunks):
-    """LATENT samples of IMAGE chunks ([n, H, W, 3] each) encoded one chunk at a time by the VAE."""
-    latents = []
-    for chunk in chunks:
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        latents.append(vae.encode(chunk[:, :, :, :3]))
-    if not latents:
-        raise ValueError("the video gave no frames to encode.")
-    return torch.cat(latents)
+def encode_frames(vae, images):
+    """LATENT samples of IMAGE frames, cropped to whole latents the way VAE Encode crops them."""
+    _stop_if_cancelled()
+    ratio = 8
+    height, width = (images.shape[1] // ratio) * ratio, (images.shape[2] // ratio) * ratio
+    top, left = (images.shape[1] % ratio) // 2, (images.shape[2] % ratio) // 2
+    return vae.encode(images[:, top:top + height, left:left + width, :3])
+
+
+def _stop_if_cancelled():
+    import comfy.model_management  # ComfyUI's, imported when a node runs: the video engine imports without it
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def frames_to_save(images, latent, vae):
+    """What Save Video writes: the IMAGE it was given, or the LATENT decoded a chunk at a time by the VAE."""
+    if images is not None and latent is not None:
+        raise VideoFormatError("Save Video got both images and latent: connect one of them (latent with vae for "
+                               "long videos), not both.")
+    if images is not None:
+        return images
+    if latent is None:
+        raise VideoFormatError("Save Video has nothing to save: connect images (VAE Decode's output), or latent "
+                               "(the sampler's output) and vae.")
+    if vae is None:
+        raise VideoFormatError("Save Video got a latent but no vae to decode it: connect the checkpoint's VAE to "
+                               "its vae input.")
+    return DecodedFrames(vae, latent["samples"])
