@@ -50,9 +50,12 @@ def _as_ui_workflow(prompt):
     import nodes
     ui_nodes, links = [], []
     for node_id, node in prompt.items():
-        declared = nodes.NODE_CLASS_MAPPINGS[node["class_type"]].INPUT_TYPES()["required"]
+        types = nodes.NODE_CLASS_MAPPINGS[node["class_type"]].INPUT_TYPES()
+        declared = {**types["required"], **types.get("optional", {})}  # Save Video's images is optional
         inputs, widgets = [], []
         for name, spec in declared.items():
+            if name not in node["inputs"]:
+                continue
             value = node["inputs"][name]
             if isinstance(value, list):  # a link
                 links.append([len(links) + 1, int(value[0]), value[1], int(node_id), len(inputs), spec[0]])
