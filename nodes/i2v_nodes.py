@@ -110,7 +110,7 @@ class MatchColors:
                    "hue difference) to the start image's, in OpenCV's 8-bit HSV, so the video keeps the image's colours.")
 
     def match(self, images, image, strength):
-        require_finite("Match Colors to Image", strength=strength)
+        require_finite("Match Colors to Image (AnimateLCM)", strength=strength)
         progress = comfy.utils.ProgressBar(images.shape[0])
 
         def on_frame():

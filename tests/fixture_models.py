@@ -80,11 +80,3 @@ def write_narrow_sd15_checkpoint(path, seed=0):
     save_file(tensors, str(partial), metadata={"format": "pt"})
     partial.replace(path)
     return path
-
-
-def executor_progress_is_seen():
-    """Whether the test host sees ProgressBar updates of prompts run through the executor. ComfyUI 0.3.6x+
-    (comfy_execution.progress) route them through a per-prompt progress registry that the harness does not
-    hook yet: a known gap of the harness, not of the pack (direct node calls still check progress there)."""
-    import importlib.util
-    return importlib.util.find_spec("comfy_execution.progress") is None
