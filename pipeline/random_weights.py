@@ -228,16 +228,21 @@ def animatelcm_motion_module(seed=0, dtype=torch.float16, channels=UNET_CHANNELS
 
 
 def animatelcm_i2v_image_encoder(seed=1, dtype=torch.float16, channels=UNET_CHANNELS):
-    """AnimateLCM_sd15_i2v.ckpt's `img_encoder.*` (about 80 M parameters), in the official Adapter's key
-    layout (animatelcm/models/adapter.py, Adapter(cin=4, nums_rb=2, ksize=1, sk=True, use_conv=False)):
-    conv_in 3×3; per block body.N: in_conv 1×1 where the width changes, block1 3×3, block2 1×1."""
+    """AnimateLCM_sd15_i2v.ckpt's `img_encoder.*` (about 80 M parameters)."""
     generator = torch.Generator().manual_seed(seed)
+    return {k: v.to(dtype) for k, v in image_encoder_weights(channels, generator).items()}
 
+
+def image_encoder_weights(channels, generator, latent_channels=4):
+    """AnimateLCM-I2V's image encoder, random, in the official Adapter's key layout
+    (animatelcm/models/adapter.py, Adapter(cin=4, nums_rb=2, ksize=1, sk=True, use_conv=False)):
+    conv_in 3×3; per block body.N: in_conv 1×1 where the width changes, block1 3×3, block2 1×1.
+    conv_in/block2/in_conv are trained away from their zero init, so all are random here."""
     def conv(c_out, c_in, k):
         return (torch.randn(c_out, c_in, k, k, generator=generator) / math.sqrt(c_in * k * k),
                 0.1 * torch.randn(c_out, generator=generator))
     w = {}
-    w["img_encoder.conv_in.weight"], w["img_encoder.conv_in.bias"] = conv(channels[0], 4, 3)
+    w["img_encoder.conv_in.weight"], w["img_encoder.conv_in.bias"] = conv(channels[0], latent_channels, 3)
     for i, c in enumerate(channels):
         for j in range(2):
             p, cin = f"img_encoder.body.{2 * i + j}.", (channels[i - 1] if i and not j else c)
@@ -245,7 +250,7 @@ def animatelcm_i2v_image_encoder(seed=1, dtype=torch.float16, channels=UNET_CHAN
                 w[p + "in_conv.weight"], w[p + "in_conv.bias"] = conv(c, cin, 1)
             w[p + "block1.weight"], w[p + "block1.bias"] = conv(c, c, 3)
             w[p + "block2.weight"], w[p + "block2.bias"] = conv(c, c, 1)
-    return {k: v.to(dtype) for k, v in w.items()}
+    return w
 
 
 def animatediff_motion_lora(rank=64, seed=0, dtype=torch.float32, channels=UNET_CHANNELS):

@@ -214,7 +214,7 @@ def motion_layers(host, repeats, frames=16):
     path = folder_paths.get_full_path("animatediff_models", stand_ins.motion_module(host, "AnimateLCM_sd15_t2v.safetensors"))
     layers = host.pack.motion.motion_module.load_motion_module(path).build_layers(torch.float32)
     video_layout = host.pack.motion.video_batch.video_layout
-    print(f"| pixels | motion layers, first version | now | time saved | max abs difference |")
+    print("| pixels | motion layers, first version | now | time saved | max abs difference |")
     for pixels in (64, 256):
         inputs = {p: torch.randn(2 * frames, layer.temporal_transformer.proj_in.weight.shape[0],
                                  pixels // 8 >> _level(p), pixels // 8 >> _level(p)) for p, layer in layers.items()}

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import comfy_host  # noqa: E402
 import stand_ins  # noqa: E402
-from bench import PeakRSS, load_models  # noqa: E402
+from bench import load_models  # noqa: E402
 
 MODULE_FP32 = "animatelcm_t2v_random_v1_fp32.ckpt"  # the layout and dtype of AnimateLCM_sd15_t2v.ckpt (bench.py makes it too)
 

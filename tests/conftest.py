@@ -101,6 +101,22 @@ def workflow_api(pack):
     return importlib.import_module(pack.__name__ + ".pipeline.workflow_api")
 
 
+@pytest.fixture
+def nothing_loaded(host):
+    """The test starts and ends with ComfyUI holding no patched model (as after a finished prompt)."""
+    import comfy.model_management
+    comfy.model_management.unload_all_models()
+    yield
+    comfy.model_management.unload_all_models()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(host):
+    """A tiny SD1.5-layout ComfyUI MODEL with random weights, one per test module."""
+    from fixture_models import tiny_sd15_model
+    return tiny_sd15_model()
+
+
 @pytest.fixture(scope="session")
 def sd15_checkpoint(host):
     """Name of a full-size random SD1.5 checkpoint in the host's checkpoints folder."""

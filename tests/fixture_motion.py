@@ -57,24 +57,13 @@ def positions(channels=SD15_CHANNELS, mid=True, levels=4):
 
 
 def image_encoder_weights(channels, generator, latent_channels=4):
-    """AnimateLCM-I2V's `img_encoder.*`, random. Key list from the official code (G-U-N/AnimateLCM,
-    animatelcm_sd15/animatelcm/models/unet.py builds `Adapter(cin=4, channels=[320, 640, 1280, 1280],
-    nums_rb=2, ksize=1, sk=True, use_conv=False)`; models/adapter.py): conv_in 3×3; per ResnetBlock
-    body.N, in_conv 1×1 only where the channels change (sk=True: no skep), block1 3×3, block2 1×1;
-    use_conv=False: the downsampler is an average pool, without weights. The released file's
-    conv_in/block2/in_conv are trained away from their zero init, so they are random here too."""
-    def conv(c_out, c_in, k):
-        return torch.randn(c_out, c_in, k, k, generator=generator) / math.sqrt(c_in * k * k), 0.1 * torch.randn(c_out, generator=generator)
-    w = {}
-    w["img_encoder.conv_in.weight"], w["img_encoder.conv_in.bias"] = conv(channels[0], latent_channels, 3)
-    for i, c in enumerate(channels):
-        for j in range(2):
-            p, cin = f"img_encoder.body.{i * 2 + j}.", (channels[i - 1] if i and not j else c)
-            if cin != c:
-                w[p + "in_conv.weight"], w[p + "in_conv.bias"] = conv(c, cin, 1)
-            w[p + "block1.weight"], w[p + "block1.bias"] = conv(c, c, 3)
-            w[p + "block2.weight"], w[p + "block2.bias"] = conv(c, c, 1)
-    return w
+    """AnimateLCM-I2V's `img_encoder.*`, random, at any width: the product's stand-in generator
+    (pipeline/random_weights.py, key list from the official Adapter), so tests and stand-ins agree."""
+    import importlib
+
+    import comfy_host
+    random_weights = importlib.import_module(comfy_host.start().pack.__name__ + ".pipeline.random_weights")
+    return random_weights.image_encoder_weights(channels, generator, latent_channels)
 
 
 def motion_state_dict(family, channels=SD15_CHANNELS, seed=0, dtype=torch.float32, levels=4, zero_out=False):

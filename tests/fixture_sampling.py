@@ -1,6 +1,20 @@
 """Sampling a video through ComfyUI's own sample_custom with the pack's sampler, from given noise."""
 import torch
 
+from fixture_models import tiny_sd15_model
+
+
+def conditioning(value):
+    """CONDITIONING whose text embedding is `value` everywhere (what the analytic UNets of the tests read)."""
+    return [[torch.full((1, 77, 768), value), {}]]
+
+
+def model_around(unet):
+    """A tiny SD1.5 MODEL whose diffusion model is `unet` (an object patch: ComfyUI's own wrapping runs)."""
+    model = tiny_sd15_model().clone()
+    model.add_object_patch("diffusion_model", unet)
+    return model
+
 
 def one_step_sample(pack, model, noise, positive, negative, steps=1, cfg=1.0, seed=0):
     """LATENT samples from `noise` (one latent per frame) on the official AnimateLCM schedule for `steps`."""

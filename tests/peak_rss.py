@@ -2,9 +2,9 @@
 Chromium together), sampled twice a second, with the wall time. How the suite's figures in
 README.md were taken:
 
-    python3 tests/peak_rss.py bash .ci/run
+    ~/.cache/animatelcm-fast/venv-0.3.75-*/bin/python tests/peak_rss.py bash .ci/run
 
-Needs psutil (the test environments have it).
+Needs psutil: run it with a test environment's python (they have it; the system python may not).
 """
 import subprocess
 import sys

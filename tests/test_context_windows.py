@@ -3,22 +3,11 @@ import pytest
 import torch
 
 from fixture_controlnet import tiny_controlnet
-from fixture_models import TINY_CHANNELS, tiny_sd15_model
+from fixture_models import TINY_CHANNELS
 from fixture_motion import motion_state_dict, save_safetensors
 from fixture_sampling import one_step_sample
 
-
-@pytest.fixture(scope="module")
-def tiny_model(host):
-    return tiny_sd15_model()
-
-
-@pytest.fixture(autouse=True)
-def nothing_loaded(host):
-    import comfy.model_management
-    comfy.model_management.unload_all_models()
-    yield
-    comfy.model_management.unload_all_models()
+pytestmark = pytest.mark.usefixtures("nothing_loaded")  # each test starts with no patched model loaded
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fixture_models import tiny_sd15_model
+from fixture_sampling import conditioning, model_around
 
 SD15_LATENT_SCALE = 0.18215
 FILTERS = ["gaussian", "butterworth", "ideal", "box"]
@@ -124,16 +124,10 @@ class AnalyticEps(torch.nn.Module):
                           for i in range(0, x.shape[0], frames)])
 
 
-def conditioning(value):
-    return [[torch.full((1, 77, 768), value), {}]]
-
-
 @pytest.fixture
 def analytic_model(host):
-    model = tiny_sd15_model().clone()
     unet = AnalyticEps()
-    model.add_object_patch("diffusion_model", unet)
-    return model, unet
+    return model_around(unet), unet
 
 
 def official_freeinit(noise, step_noise, fresh, timesteps, cfg, text_pos, text_neg, iterations, lpf):

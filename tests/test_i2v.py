@@ -7,23 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fixture_models import TINY_CHANNELS, tiny_sd15_model
+from fixture_models import TINY_CHANNELS
 from fixture_motion import image_encoder_weights, motion_state_dict, save_safetensors
 
+pytestmark = pytest.mark.usefixtures("nothing_loaded")  # each test starts with no patched model loaded
+
 ENCODER_CHANNELS = (8, 16, 32, 32)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(host):
-    return tiny_sd15_model()
-
-
-@pytest.fixture(autouse=True)
-def nothing_loaded(host):
-    import comfy.model_management
-    comfy.model_management.unload_all_models()
-    yield
-    comfy.model_management.unload_all_models()
 
 
 def tiny_module(pack, tmp_path, family="animatelcm_i2v"):

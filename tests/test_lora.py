@@ -6,25 +6,14 @@ import torch
 from safetensors.torch import save_file
 
 from fixture_lora import kohya_lora, to_loha, to_peft, unet_modules
-from fixture_models import RunsCode, tiny_sd15_model
+from fixture_models import RunsCode
 from fixture_motion import motion_state_dict, save_safetensors
+
+pytestmark = pytest.mark.usefixtures("nothing_loaded")  # each test starts with no patched model loaded
 
 TINY = (32, 64, 128)
 LAYER = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k"  # a sampled layer (cross-attn k)
 MODEL_KEY = "input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight"  # the same layer in ComfyUI's UNet
-
-
-@pytest.fixture(autouse=True)
-def nothing_loaded(host):
-    import comfy.model_management
-    comfy.model_management.unload_all_models()
-    yield
-    comfy.model_management.unload_all_models()
-
-
-@pytest.fixture(scope="module")
-def tiny_model(host):
-    return tiny_sd15_model()
 
 
 def write(host, name, state_dict):

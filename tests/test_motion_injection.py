@@ -5,19 +5,7 @@ import torch
 from fixture_models import TINY_CHANNELS, tiny_sd15_model
 from fixture_motion import motion_state_dict, save_safetensors
 
-
-@pytest.fixture(scope="module")
-def tiny_model(host):
-    return tiny_sd15_model()
-
-
-@pytest.fixture(autouse=True)
-def nothing_loaded(host):
-    """Each test starts with ComfyUI holding no patched model (as after a finished prompt)."""
-    import comfy.model_management
-    comfy.model_management.unload_all_models()
-    yield
-    comfy.model_management.unload_all_models()
+pytestmark = pytest.mark.usefixtures("nothing_loaded")  # each test starts with no patched model loaded
 
 
 def tiny_module(pack, tmp_path, family="animatelcm_t2v", channels=TINY_CHANNELS):

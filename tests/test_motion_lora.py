@@ -9,13 +9,7 @@ from fixture_models import TINY_CHANNELS, RunsCode, tiny_sd15_model
 from fixture_motion import (motion_lora_state_dict, motion_lora_target, motion_state_dict, save_pickle,
                             save_safetensors)
 
-
-@pytest.fixture(autouse=True)
-def nothing_loaded(host):
-    import comfy.model_management
-    comfy.model_management.unload_all_models()
-    yield
-    comfy.model_management.unload_all_models()
+pytestmark = pytest.mark.usefixtures("nothing_loaded")  # each test starts with no patched model loaded
 
 
 def module_file(tmp_path, family="animatelcm_t2v", dtype=torch.float32):

@@ -4,24 +4,13 @@ import sys
 import pytest
 import torch
 
-from fixture_models import TINY_CHANNELS, tiny_sd15_model
+from fixture_models import TINY_CHANNELS
 from fixture_motion import motion_state_dict, save_safetensors
+
+pytestmark = pytest.mark.usefixtures("nothing_loaded")  # each test starts with no patched model loaded
 
 MEDIUM = (128, 256, 512, 512)  # a file of ~150 MB in fp16: big enough to see its pages in RAM
 QKV = "temporal_transformer.transformer_blocks.0.attention_blocks.0."
-
-
-@pytest.fixture(scope="module")
-def tiny_model(host):
-    return tiny_sd15_model()
-
-
-@pytest.fixture(autouse=True)
-def nothing_loaded(host):
-    import comfy.model_management
-    comfy.model_management.unload_all_models()
-    yield
-    comfy.model_management.unload_all_models()
 
 
 def load(pack, tmp_path, channels=TINY_CHANNELS, dtype=torch.float32, name="m"):

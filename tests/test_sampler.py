@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fixture_models import tiny_sd15_model
+from fixture_sampling import conditioning, model_around
 
 SD15_LATENT_SCALE = 0.18215  # ComfyUI's LATENT holds unscaled VAE latents; the model sees them ×0.18215
 
@@ -78,16 +79,10 @@ def official_loop(latent, noise, step_noise, timesteps, cfg, text_pos, text_neg,
     return x
 
 
-def conditioning(value):
-    return [[torch.full((1, 77, 768), value), {}]]
-
-
 @pytest.fixture
 def analytic_model(host):
-    model = tiny_sd15_model().clone()
     unet = AnalyticEps()
-    model.add_object_patch("diffusion_model", unet)
-    return model, unet
+    return model_around(unet), unet
 
 
 @pytest.mark.parametrize("steps", [1, 2, 4, 6])
