@@ -112,10 +112,11 @@ class LoadVideo:
             "vae": ("VAE", {"tooltip": "Connect a VAE to get the video as latents, encoded a few frames at a time as "
                                        "they are decoded: a long video never sits in RAM at full resolution (the "
                                        "frames output is then only the first frame)."}),
-        }}
+        }, "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"}}
 
     RETURN_TYPES = ("IMAGE", "INT", "FLOAT", "LATENT")
     RETURN_NAMES = ("frames", "frame_count", "fps", "latent")
+    RETURN_LATENT = RETURN_NAMES.index("latent")
     OUTPUT_TOOLTIPS = ("The frames as an IMAGE batch (VAE Encode turns it into latents for video-to-video); with a "
                        "vae connected, only the first frame.",
                        "How many frames were loaded.",
@@ -126,7 +127,13 @@ class LoadVideo:
     DESCRIPTION = ("Loads a video from the input folder as IMAGE frames, one frame at a time into one tensor; a video "
                    "that would not fit in the free RAM is refused before decoding, with the numbers.")
 
-    def load(self, video, frame_cap, skip_first_frames, select_every_nth, resize_to_multiple_of_8, vae=None):
+    def load(self, video, frame_cap, skip_first_frames, select_every_nth, resize_to_multiple_of_8, vae=None,
+             prompt=None, unique_id=None):
+        if vae is None and _output_is_linked(prompt, unique_id, self.RETURN_LATENT):
+            # without this, the sampler downstream would fail on a missing latent, far from the cause
+            raise ValueError("Load Video (AnimateLCM): the 'latent' output is connected but no vae is. Connect the "
+                             "checkpoint's VAE to 'vae' (the video is then encoded as it is decoded), or take the "
+                             "'frames' output through VAE Encode.")
         progress_bar = comfy.utils.ProgressBar(max(1, frame_cap))
         options = (frame_cap, skip_first_frames, select_every_nth, 8 if resize_to_multiple_of_8 else None)
         progress = lambda done, total: progress_bar.update_absolute(done, total)  # noqa: E731
@@ -171,6 +178,15 @@ def _video_path(video):
     if os.path.commonpath([base, path]) != base:
         raise VideoFileError(f"video '{video}' points outside {base}: pick a file from the list.")
     return path
+
+
+def _output_is_linked(prompt, node_id, index):
+    """Whether any node of the prompt (API format, as the executor passes it) takes output `index` of `node_id`."""
+    if not prompt or node_id is None:
+        return False
+    link = [str(node_id), index]
+    return any(isinstance(value, list) and len(value) == 2 and [str(value[0]), value[1]] == link
+               for node in prompt.values() for value in node.get("inputs", {}).values())
 
 
 NODE_CLASS_MAPPINGS = {

@@ -343,6 +343,21 @@ def test_save_then_load_through_load_videos_own_list(host, video, format_name):
     assert (frames - torch.tensor([0x33, 0x66, 0xCC]) / 255).abs().mean() * 255 < 3
 
 
+def test_load_videos_latent_without_a_vae_says_what_to_connect(host):
+    """The latent output linked (here into a sampler's latent_image) without a vae: Load Video names the cause,
+    instead of the sampler failing on a missing latent."""
+    import comfy_host
+    host.run(save_prompt("webp", "alcm_nolatent/webp"))
+    saved = sorted((host.output_dir / "alcm_nolatent").glob("webp_*.webp"))[-1]
+    (host.input_dir / "no_vae.webp").write_bytes(saved.read_bytes())
+    prompt = load_prompt("no_vae.webp")
+    prompt["2"] = {"class_type": "LatentUpscaleBy", "inputs": {"samples": ["1", 3], "upscale_method": "nearest-exact",
+                                                              "scale_by": 1.0}}
+    with pytest.raises(comfy_host.PromptFailed, match="'latent' output is connected but no vae"):
+        host.run(prompt, want=["2"])
+    assert host.run(load_prompt("no_vae.webp"), want=["1"]).output("1", 1) == 4  # unlinked: frames only, as before
+
+
 def test_still_pngs_stay_out_of_load_videos_list(host):
     Image.new("RGB", (8, 8)).save(host.input_dir / "still.png")
     assert "still.png" not in host.pack.nodes.video_nodes.LoadVideo.INPUT_TYPES()["required"]["video"][0]
