@@ -22,7 +22,6 @@ import logging
 from dataclasses import dataclass
 
 import comfy.model_management
-import comfy.sample
 import torch
 
 FILTERS = ("butterworth", "gaussian", "ideal", "box")
@@ -89,12 +88,13 @@ def reinitialised_noise(clean, first_noise, fresh_noise, sigma, lpf):
     return mix_frequencies(diffused, fresh_noise, lpf)
 
 
-def sample_with_freeinit(options, sample, model, noise, latent_image, seed, batch_index, sigma, denoise):
+def sample_with_freeinit(options, sample, model, noise, noise_for_seed, seed, sigma, denoise):
     """Run `sample(noise, iteration)` (one full sampling pass, LATENT-space samples out) `iterations` times.
 
     ComfyUI starts a full-denoise pass at x_T = noise on the variance-preserving scale (it scales the
     noise by √(1+σ²) in its own variance-exploding form), so the re-initialised noise is passed as is.
-    Pass i's fresh noise is the seed's noise for seed + i: the same seed gives the same video.
+    Pass i's fresh noise is `noise_for_seed(seed + i)`, made like the first pass's noise (FreeNoise's
+    frame map included, under Context Windows): the same seed gives the same video.
     """
     if denoise < 1.0:
         raise FreeInitError(f"FreeInit re-samples the whole video from the first timestep, so it needs denoise 1.0 "
@@ -108,6 +108,6 @@ def sample_with_freeinit(options, sample, model, noise, latent_image, seed, batc
         comfy.model_management.throw_exception_if_processing_interrupted()
         log.info("FreeInit pass %d of %d", iteration + 1, options.iterations)
         clean = model.model.process_latent_in(samples)
-        fresh = comfy.sample.prepare_noise(latent_image, seed + iteration, batch_index)
+        fresh = noise_for_seed(seed + iteration)
         samples = sample(reinitialised_noise(clean, noise, fresh, sigma, lpf), iteration)
     return samples

@@ -33,7 +33,9 @@ def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.
     latent_image = latent["samples"]
     if hasattr(comfy.sample, "fix_empty_latent_channels"):
         latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
-    noise = initial_noise(model.model_options, latent_image, seed, latent.get("batch_index"))
+    def noise_for_seed(seed):  # FreeNoise's frame map too, under Context Windows
+        return initial_noise(model.model_options, latent_image, seed, latent.get("batch_index"))
+    noise = noise_for_seed(seed)
     passes = freeinit.iterations if freeinit else 1
     progress = latent_preview.prepare_callback(model, steps * passes)  # progress bar (and Cancel), latent previews
 
@@ -47,8 +49,7 @@ def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.
 
     with features_once_per_run():  # an I2V MODEL's image features: computed at the first step, dropped after
         if passes > 1:
-            samples = sample_with_freeinit(freeinit, sample, model, noise, latent_image, seed,
-                                           latent.get("batch_index"), sigmas[0], denoise)
+            samples = sample_with_freeinit(freeinit, sample, model, noise, noise_for_seed, seed, sigmas[0], denoise)
         else:
             samples = sample(noise)
     out = latent.copy()

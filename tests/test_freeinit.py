@@ -109,6 +109,7 @@ class AnalyticEps(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.calls = []
+        self.inputs = []
 
     @staticmethod
     def eps(x, t, text_mean):
@@ -116,6 +117,7 @@ class AnalyticEps(torch.nn.Module):
 
     def forward(self, x, timesteps, context=None, **kwargs):
         self.calls.append(x.shape[0])
+        self.inputs.append(x.detach().clone())
         frames = self.frames or x.shape[0]
         t = timesteps.view(-1, 1, 1, 1).to(x.dtype)
         text = context.mean(dim=(1, 2)).view(-1, 1, 1, 1).to(x.dtype)
@@ -214,6 +216,28 @@ def test_same_seed_same_video_and_one_iteration_is_plain_sampling(pack, analytic
     plain = run(7, None)
     assert torch.equal(run(7, pack.samplers.freeinit.FreeInit(1)), plain)
     assert not torch.allclose(first, plain)
+
+
+def test_fresh_noise_of_later_passes_follows_freenoises_frame_map(pack, analytic_model):
+    """Under Context Windows with FreeNoise, each pass's fresh noise is made like the first pass's: later
+    windows start from shuffles of earlier windows' noise in every pass, not only the first."""
+    model, unet = analytic_model
+    cw = pack.motion.context_windows
+    model = model.clone()
+    model.model_options["transformer_options"] = {cw.CONTEXT_KEY: cw.ContextOptions(8, 2, freenoise=True)}
+    only_fresh = pack.samplers.freeinit.FreeInit(2, spatial_stop=0.0)  # pass 2 starts from its fresh noise alone
+    with torch.inference_mode():
+        pack.nodes.sampler_nodes.AnimateLCMSampler().sample(
+            model, conditioning(0.2), conditioning(-0.1), {"samples": torch.zeros(20, 4, 4, 4)}, 4, 1, 1.0, 1.0,
+            freeinit=only_fresh)
+    assert len(unet.inputs) == 2
+    for x, seed in zip(unet.inputs, (4, 5)):  # pass i draws with seed + i, and FreeNoise shuffles by that seed
+        frame_map = pack.samplers.noise.freenoise_frame_map(20, 8, 2, seed=seed)
+        copied = [f for f, source in enumerate(frame_map) if source != f]
+        assert copied  # 20 frames in windows of 8: frames 8.. repeat earlier ones
+        for frame in copied:
+            assert torch.allclose(x[frame], x[frame_map[frame]], atol=1e-5), (seed, frame)
+    assert not torch.allclose(*unet.inputs)  # a new draw
 
 
 def test_denoise_below_one_is_refused_before_sampling(pack, analytic_model):
