@@ -107,9 +107,11 @@ class TemporalTransformerBlock(nn.Module):
         self.ff_norm = ops.LayerNorm(channels)
 
     def forward(self, tokens, pe_scale=1.0):
+        # residuals added into each sublayer's fresh output: no new tensor per add (autograd-safe: an add's
+        # backward needs no values)
         for attention, norm in zip(self.attention_blocks, self.norms):
-            tokens = attention(norm(tokens), pe_scale) + tokens
-        return self.ff(self.ff_norm(tokens)) + tokens
+            tokens = attention(norm(tokens), pe_scale).add_(tokens)
+        return self.ff(self.ff_norm(tokens)).add_(tokens)
 
 
 class TemporalTransformer(nn.Module):

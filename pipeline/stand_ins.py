@@ -194,8 +194,6 @@ def provide_input_images(prompt, size=None):
     """A gradient picture (3:2 landscape, so a square video crops it) for each Load Image node whose file
     is not in the input folder, written to ComfyUI's temp folder and named with the "[temp]" annotation."""
     import folder_paths
-    import numpy as np
-    from PIL import Image
     for node_id, node in prompt.items():
         inputs = node["inputs"]
         if node["class_type"] != "LoadImage" or not isinstance(inputs.get("image"), str):
@@ -204,11 +202,19 @@ def provide_input_images(prompt, size=None):
             continue
         name = Path(inputs["image"]).with_suffix(".png").name
         side = size or 512
-        y, x = np.mgrid[0:side, 0:side * 3 // 2] / side
-        pixels = np.stack([x / 1.5, y, 1 - x * y / 1.5], axis=-1)
-        path = Path(folder_paths.get_temp_directory()) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray((pixels * 255).astype(np.uint8)).save(path)
+        write_image(Path(folder_paths.get_temp_directory()) / name, side)
         inputs["image"] = f"{name} [temp]"
         log.warning("node %s: '%s' is not in the input folder: using a %d×%d gradient picture", node_id, name,
                     side * 3 // 2, side)
+
+
+def write_image(path, side):
+    """A gradient picture `side` px high, 3:2 landscape (so a square video crops it), as PNG."""
+    import numpy as np
+    from PIL import Image
+    y, x = np.mgrid[0:side, 0:side * 3 // 2] / side
+    pixels = np.stack([x / 1.5, y, 1 - x * y / 1.5], axis=-1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((pixels * 255).astype(np.uint8)).save(path)
+    return path

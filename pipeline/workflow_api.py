@@ -77,7 +77,11 @@ def widget_values(node, catalog=None):
         return dict(values)
     out, i = {}, 0
     for name, kind, options in _declared(node["type"], catalog):
-        if kind not in WIDGET_KINDS or options.get("forceInput") or i >= len(values):
+        if kind not in WIDGET_KINDS or options.get("forceInput"):
+            continue
+        if i >= len(values):  # a widget the file predates (the node gained it later): the frontend's default
+            if "default" in options or options.get("options"):
+                out[name] = options.get("default", (options.get("options") or [None])[0])
             continue
         out[name] = values[i]  # a widget converted to a socket keeps its slot here too
         i += 1

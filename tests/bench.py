@@ -208,14 +208,14 @@ def _level(position):
     return 3 if kind == "mid_block" else int(index) if kind == "down_blocks" else 3 - int(index)
 
 
-def motion_layers(host, repeats, frames=16):
+def motion_layers(host, repeats, frames=16, sizes=(64, 256)):
     """Time in all motion layers of one UNet call (cfg: 2 videos), ours against the first layer."""
     import folder_paths
     path = folder_paths.get_full_path("animatediff_models", stand_ins.motion_module(host, "AnimateLCM_sd15_t2v.safetensors"))
     layers = host.pack.motion.motion_module.load_motion_module(path).build_layers(torch.float32)
     video_layout = host.pack.motion.video_batch.video_layout
     print("| pixels | motion layers, first version | now | time saved | max abs difference |")
-    for pixels in (64, 256):
+    for pixels in sizes:
         inputs = {p: torch.randn(2 * frames, layer.temporal_transformer.proj_in.weight.shape[0],
                                  pixels // 8 >> _level(p), pixels // 8 >> _level(p)) for p, layer in layers.items()}
 
@@ -309,7 +309,7 @@ def main():
     parser.add_argument("what", choices=["motion-overhead", "motion-load", "sampler", "motion-layers", "render-rss"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--frames", type=int, default=16, help="latent batch for the sampler comparison")
-    parser.add_argument("--sizes", default="64,128", help="render-rss: frame sizes in pixels")
+    parser.add_argument("--sizes", help="frame sizes in pixels, e.g. 64,128 (render-rss: 64,128; motion-layers: 64,256)")
     parser.add_argument("--motion-only", action="store_true", help="render-rss: only the renders with the module")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -318,11 +318,12 @@ def main():
         if args.what == "sampler":
             sampler(host, args.repeats, args.frames)
         elif args.what == "render-rss":
-            render_rss(host, args.repeats, sizes=[int(p) for p in args.sizes.split(",")],
+            render_rss(host, args.repeats, sizes=[int(p) for p in (args.sizes or "64,128").split(",")],
                        variants=(True,) if args.motion_only else (False, True))
+        elif args.what == "motion-layers":
+            motion_layers(host, args.repeats, sizes=[int(p) for p in (args.sizes or "64,256").split(",")])
         else:
-            {"motion-overhead": motion_overhead, "motion-load": motion_load, "motion-layers": motion_layers,
-             "render-rss": render_rss}[args.what](host, args.repeats)
+            {"motion-overhead": motion_overhead, "motion-load": motion_load}[args.what](host, args.repeats)
 
 
 if __name__ == "__main__":

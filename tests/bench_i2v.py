@@ -72,6 +72,9 @@ def main():
     print(f"| text-to-video | {t:.2f} s | {mt / 2**20:.0f} MiB |")
     print(f"| image-to-video | {i:.2f} s | {mi / 2**20:.0f} MiB |")
     print(f"| I2V extra | {100 * (i / t - 1):+.1f}% | {(mi - mt) / 2**20:+.0f} MiB |")
+    for name in runs:
+        print(f"{name}: times {', '.join(f'{x:.3f}' for x in times[name])} s; "
+              f"peaks {', '.join(f'{x / 2**20:.0f}' for x in peaks[name])} MiB")
     print(f"| the I2V node itself (image encoder built, start image VAE-encoded) | {node_seconds:.2f} s | |")
 
 

@@ -34,7 +34,7 @@ def test_t2v_converts_to_the_expected_prompt(host, workflow_api):
     sampler_id, sampler = by_type["ALCM_Sampler"]
     decode_id, decode = by_type["VAEDecode"]
     _, save = by_type["ALCM_SaveVideo"]
-    assert apply == {"model": [ckpt, 0], "motion_module": [motion, 0], "strength": 1.0}
+    assert apply == {"model": [ckpt, 0], "motion_module": [motion, 0], "strength": 1.0, "motion_precision": "auto"}
     assert latent_inputs == {"width": 512, "height": 512, "batch_size": 16}
     texts = {prompt[sampler[k][0]]["inputs"]["text"]: k for k in ("positive", "negative")}
     assert texts == {"a red fox running through snow, cinematic, highly detailed": "positive",
@@ -79,6 +79,21 @@ def test_frontend_only_nodes_converted_widgets_and_modes(host, workflow_api):
     wf["nodes"][-1]["mode"] = 4
     with pytest.raises(workflow_api.WorkflowError, match="bypassed"):
         workflow_api.to_api(wf)
+
+
+def test_a_file_older_than_a_widget_gets_its_default_like_the_frontend(host, workflow_api):
+    """A workflow saved before Apply Motion Module gained motion_precision (and Save Video its quality):
+    the missing widgets take their defaults, as the frontend fills them when it opens the file."""
+    wf = load(T2V)
+    apply = next(n for n in wf["nodes"] if n["type"] == "ALCM_ApplyMotionModule")
+    save = next(n for n in wf["nodes"] if n["type"] == "ALCM_SaveVideo")
+    apply["widgets_values"], save["widgets_values"] = [0.7], save["widgets_values"][:2]
+    prompt = workflow_api.to_api(wf)
+    assert prompt[str(apply["id"])]["inputs"]["strength"] == 0.7
+    assert prompt[str(apply["id"])]["inputs"]["motion_precision"] == "auto"  # a COMBO's default
+    saved = prompt[str(save["id"])]["inputs"]
+    assert (saved["format"], saved["frame_rate"], saved["pingpong"], saved["quality"]) == ("webp", 8.0, False, 90)
+    assert workflow_api.check_workflow(wf) == []
 
 
 def test_check_workflow_reports_what_would_fail(host, workflow_api):
