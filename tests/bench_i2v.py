@@ -65,6 +65,14 @@ def main():
                 render(patched, latent)
                 times[name].append(time.perf_counter() - start)
             peaks[name].append(rss.peak)
+    # the encoder's own cost, timed alone (the render-vs-render difference drowns in a busy machine's noise)
+    wrapper = i2v.model_options["model_function_wrapper"]
+    encoder_times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        with torch.inference_mode():
+            wrapper.conditioning.features(args.frames)
+        encoder_times.append(time.perf_counter() - start)
     t, i = statistics.median(times["t2v"]), statistics.median(times["i2v"])
     mt, mi = statistics.median(peaks["t2v"]), statistics.median(peaks["i2v"])
     print(f"| render ({args.frames} frames, {args.size}x{args.size}, 4 steps, cfg 1, CPU) | time (median of "
@@ -75,6 +83,9 @@ def main():
     for name in runs:
         print(f"{name}: times {', '.join(f'{x:.3f}' for x in times[name])} s; "
               f"peaks {', '.join(f'{x / 2**20:.0f}' for x in peaks[name])} MiB")
+    encoder = statistics.median(encoder_times)
+    print(f"| the image encoder, once per run (timed alone) | {encoder:.3f} s = {100 * encoder / t:.2f}% of the "
+          f"text-to-video render | |")
     print(f"| the I2V node itself (image encoder built, start image VAE-encoded) | {node_seconds:.2f} s | |")
 
 
