@@ -9,6 +9,7 @@ Which ComfyUI:
 A host that cannot start is an error, never a skip.
 """
 import asyncio
+import gc
 import importlib.util
 import inspect
 import logging
@@ -140,6 +141,12 @@ class Host:
                                             cache_args={"lru": 50, "ram": 16.0})
         return execution.PromptExecutor(self.server)
 
+    def fresh_executor(self):
+        """A new executor (empty caches, so a repeated prompt really runs again), once the models earlier
+        executors loaded are let go: full-size ones must not pile up (the suite stays under 12 GB)."""
+        let_go_of_models()
+        return self.executor()
+
     def run(self, prompt, want=(), executor=None):
         """Validate and execute an API-format prompt with ComfyUI's own executor.
 
@@ -209,6 +216,14 @@ def _module_loaded_from(init_file):
         if getattr(module, "__file__", None) == str(init_file):
             return module
     return None
+
+
+def let_go_of_models():
+    """Unload every model ComfyUI holds and collect what only reference cycles kept (old executors' caches)."""
+    import comfy.model_management
+    comfy.model_management.unload_all_models()
+    gc.collect()
+    comfy.model_management.soft_empty_cache()
 
 
 def _forget_file_lists():

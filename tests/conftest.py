@@ -1,5 +1,4 @@
 """Every test runs against a real ComfyUI (tests/comfy_host.py); a host that cannot start stops the run."""
-import gc
 import os
 import resource
 import sys
@@ -74,13 +73,11 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 def pytest_runtest_teardown(item, nextitem):
-    """Models a test module loaded are let go when it ends, so full-size ones never pile up."""
-    if nextitem is not None and nextitem.module is item.module:
+    """Models are let go when a test module ends, and after every full-size (slow) test, so full-size ones
+    never pile up: ComfyUI 0.3.6x+ keeps a loaded model while RAM is free, whoever else needs it."""
+    if nextitem is not None and nextitem.module is item.module and item.get_closest_marker("slow") is None:
         return
-    import comfy.model_management
-    comfy.model_management.unload_all_models()
-    gc.collect()
-    comfy.model_management.soft_empty_cache()
+    comfy_host.let_go_of_models()
 
 
 @pytest.fixture(scope="session")

@@ -55,11 +55,11 @@ def test_fixture_checkpoint_has_every_key_comfyui_expects(host, sd15_checkpoint)
 @pytest.mark.slow
 def test_core_graph_runs_end_to_end_and_is_seed_deterministic(host, sd15_checkpoint):
     # a fresh executor per run: ComfyUI 0.3.6x+ would otherwise serve the repeated prompt from its cache
-    first = host.run(core_t2i_prompt(sd15_checkpoint, seed=1), want=["6"], executor=host.executor()).output("6")
+    first = host.run(core_t2i_prompt(sd15_checkpoint, seed=1), want=["6"], executor=host.fresh_executor()).output("6")
     sent = [data for event, data in host.server.messages if event == "progress"]
     assert host.progress or sent, "the sampler reported no progress through comfy.utils.ProgressBar"
-    other = host.run(core_t2i_prompt(sd15_checkpoint, seed=2), want=["6"], executor=host.executor()).output("6")
-    again = host.run(core_t2i_prompt(sd15_checkpoint, seed=1), want=["6"], executor=host.executor()).output("6")
+    other = host.run(core_t2i_prompt(sd15_checkpoint, seed=2), want=["6"], executor=host.fresh_executor()).output("6")
+    again = host.run(core_t2i_prompt(sd15_checkpoint, seed=1), want=["6"], executor=host.fresh_executor()).output("6")
     assert first.shape == (4, 64, 64, 3)
     assert torch.isfinite(first).all()
     assert 0.0 <= first.min() and first.max() <= 1.0

@@ -62,13 +62,13 @@ def test_animated_and_plain_model_in_one_graph(host, sd15_checkpoint, motion_fil
 
 def test_animatelcm_sampler_graph_is_seed_deterministic(host, sd15_checkpoint, motion_file):
     # a fresh executor per run: ComfyUI 0.3.6x+ would otherwise serve the repeated prompt from its cache
-    first = host.run(video_prompt(sd15_checkpoint, seed=1), want=["6"], executor=host.executor()).output("6")
+    first = host.run(video_prompt(sd15_checkpoint, seed=1), want=["6"], executor=host.fresh_executor()).output("6")
     assert [p[:2] for p in host.progress][-1] == (4, 4)  # the progress bar reached its end
-    other = host.run(video_prompt(sd15_checkpoint, seed=2), want=["6"], executor=host.executor()).output("6")
-    again = host.run(video_prompt(sd15_checkpoint, seed=1), want=["6"], executor=host.executor()).output("6")
+    other = host.run(video_prompt(sd15_checkpoint, seed=2), want=["6"], executor=host.fresh_executor()).output("6")
+    again = host.run(video_prompt(sd15_checkpoint, seed=1), want=["6"], executor=host.fresh_executor()).output("6")
     assert first.shape == (FRAMES, 64, 64, 3) and torch.isfinite(first).all()
     assert torch.equal(first, again) and not torch.equal(first, other)
-    custom = host.run(video_prompt(sd15_checkpoint, seed=1, sampler="SamplerCustom"), want=["6"], executor=host.executor())
+    custom = host.run(video_prompt(sd15_checkpoint, seed=1, sampler="SamplerCustom"), want=["6"], executor=host.fresh_executor())
     assert torch.equal(custom.output("6"), first)
 
 
