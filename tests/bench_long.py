@@ -95,10 +95,10 @@ def one_v2v(variant, frames, size):
             images = load.load(path.name, **options)[0]
             latent = nodes.VAEEncode().encode(vae, images)[0]
             del images
-            save.save("bench/v2v", images=nodes.VAEDecode().decode(vae, latent)[0], **save_options)
+            save.save(images=nodes.VAEDecode().decode(vae, latent)[0], filename_prefix="bench/v2v", **save_options)
         else:
             latent = load.load(path.name, vae=vae, **options)[3]
-            save.save("bench/v2v", latent=latent, vae=vae, **save_options)
+            save.save(filename_prefix="bench/v2v", latent=latent, vae=vae, **save_options)
         seconds = time.perf_counter() - start
     return {"variant": variant, "seconds": seconds, "peak_extra_mib": rss.peak / 2**20}
 
