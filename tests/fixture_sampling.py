@@ -25,3 +25,18 @@ def one_step_sample(pack, model, noise, positive, negative, steps=1, cfg=1.0, se
         return comfy.sample.sample_custom(
             patched, noise, cfg, pack.samplers.video_sampling.animatelcm_sampler(), sampling.sigmas_for(steps),
             positive, negative, torch.zeros_like(noise), disable_pbar=True, seed=seed)
+
+
+def denoise(model, x, context, cond_or_uncond, sigma=3.0):
+    """One UNet call the way ComfyUI's sampler makes it: through the model wrapper, chunks batched."""
+    import comfy.model_management
+    comfy.model_management.load_models_gpu([model])
+    chunks = len(cond_or_uncond)
+    args = {"input": x.repeat(chunks, 1, 1, 1), "timestep": torch.full((x.shape[0] * chunks,), sigma),
+            "c": {"c_crossattn": context.repeat(chunks, 1, 1), "transformer_options": {"cond_or_uncond": cond_or_uncond}},
+            "cond_or_uncond": cond_or_uncond}
+    wrapper = model.model_options.get("model_function_wrapper")
+    with torch.inference_mode():
+        if wrapper is None:
+            return model.model.apply_model(args["input"], args["timestep"], **args["c"])
+        return wrapper(model.model.apply_model, args)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from fixture_models import TINY_CHANNELS
 from fixture_motion import image_encoder_weights, motion_state_dict, save_safetensors
+from fixture_sampling import denoise
 
 pytestmark = pytest.mark.usefixtures("nothing_loaded")  # each test starts with no patched model loaded
 
@@ -89,17 +90,6 @@ def i2v_model(pack, model, module, motion_scale=0.8, frames=4, seed=3):
     reference = {"samples": torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(seed))}
     node = pack.nodes.i2v_nodes.ImageToVideo()
     return node.apply(model, module, None, None, 64, 64, frames, motion_scale, reference_latent=reference)
-
-
-def denoise(model, x, context, cond_or_uncond, sigma=3.0):
-    import comfy.model_management
-    comfy.model_management.load_models_gpu([model])
-    chunks = len(cond_or_uncond)
-    args = {"input": x.repeat(chunks, 1, 1, 1), "timestep": torch.full((x.shape[0] * chunks,), sigma),
-            "c": {"c_crossattn": context.repeat(chunks, 1, 1), "transformer_options": {"cond_or_uncond": cond_or_uncond}},
-            "cond_or_uncond": cond_or_uncond}
-    with torch.inference_mode():
-        return model.model_options["model_function_wrapper"](model.model.apply_model, args)
 
 
 def inputs(frames=4, seed=0):

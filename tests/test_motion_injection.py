@@ -4,6 +4,7 @@ import torch
 
 from fixture_models import TINY_CHANNELS, tiny_sd15_model
 from fixture_motion import motion_state_dict, save_safetensors
+from fixture_sampling import denoise
 
 pytestmark = pytest.mark.usefixtures("nothing_loaded")  # each test starts with no patched model loaded
 
@@ -12,21 +13,6 @@ def tiny_module(pack, tmp_path, family="animatelcm_t2v", channels=TINY_CHANNELS)
     path = tmp_path / f"{family}.safetensors"
     save_safetensors(motion_state_dict(family, channels), path)
     return pack.motion.motion_module.load_motion_module(str(path))
-
-
-def denoise(model, x, context, cond_or_uncond, sigma=3.0):
-    """One UNet call the way ComfyUI's sampler makes it: through the model wrapper, chunks batched."""
-    import comfy.model_management
-    comfy.model_management.load_models_gpu([model])
-    chunks = len(cond_or_uncond)
-    args = {"input": x.repeat(chunks, 1, 1, 1), "timestep": torch.full((x.shape[0] * chunks,), sigma),
-            "c": {"c_crossattn": context.repeat(chunks, 1, 1), "transformer_options": {"cond_or_uncond": cond_or_uncond}},
-            "cond_or_uncond": cond_or_uncond}
-    wrapper = model.model_options.get("model_function_wrapper")
-    with torch.inference_mode():
-        if wrapper is None:
-            return model.model.apply_model(args["input"], args["timestep"], **args["c"])
-        return wrapper(model.model.apply_model, args)
 
 
 def inputs(frames, seed=0):
