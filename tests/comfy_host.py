@@ -9,6 +9,7 @@ Which ComfyUI:
 A host that cannot start is an error, never a skip.
 """
 import asyncio
+import ctypes
 import gc
 import importlib.util
 import inspect
@@ -224,6 +225,16 @@ def let_go_of_models():
     comfy.model_management.unload_all_models()
     gc.collect()
     comfy.model_management.soft_empty_cache()
+    _give_freed_heap_back()
+
+
+def _give_freed_heap_back():
+    """glibc keeps freed small blocks (a UNet's many sub-32 MB weights) in its heap for reuse: several GB
+    after full-size renders. malloc_trim hands the free pages back, so the next full-size test starts low."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to hand back this way
+        pass
 
 
 def _forget_file_lists():

@@ -72,6 +72,26 @@ def pytest_terminal_summary(terminalreporter, config):
                                 "(the browser test's ComfyUI server)")
 
 
+def _peak_kib(field="VmHWM"):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """ALCM_RSS_REPORT=file: each test's own peak RSS (Linux resets the peak through clear_refs), to find
+    the tests that set the suite's peak."""
+    report = os.environ.get("ALCM_RSS_REPORT")
+    if report:
+        Path("/proc/self/clear_refs").write_text("5")
+    yield
+    if report:
+        with open(report, "a") as out:
+            out.write(f"{_peak_kib() / 2**20:.2f} GiB peak, {_peak_kib('VmRSS') / 2**20:.2f} GiB after: {item.nodeid}\n")
+
+
 def pytest_runtest_teardown(item, nextitem):
     """Models are let go when a test module ends, and after every full-size (slow) test, so full-size ones
     never pile up: ComfyUI 0.3.6x+ keeps a loaded model while RAM is free, whoever else needs it."""

@@ -45,19 +45,20 @@ def test_animated_and_plain_model_in_one_graph(host, sd15_checkpoint, motion_fil
     result = host.run(prompt, want=["6", "21", "1"])
     video, plain_frames = result.output("6"), result.output("21")
     assert video.shape == (FRAMES, 64, 64, 3) and torch.isfinite(video).all()
-    alone = host.run(plain, want=["6"]).output("6")
-    assert torch.equal(plain_frames, alone)  # the plain branch never saw the motion module
     assert not torch.equal(video, plain_frames)
 
     import comfy.model_management
     comfy.model_management.unload_all_models()
-    model = result.output("1", 0)
-    unet = model.model.diffusion_model
+    unet = result.output("1", 0).model.diffusion_model
     assert not any(type(m).__name__ == "MotionLayer" for m in unet.modules())
     import folder_paths
     with safe_open(folder_paths.get_full_path("checkpoints", sd15_checkpoint), "pt") as f:
         for name, param in unet.state_dict().items():  # bitwise the file's weights after sampling
             assert torch.equal(param.to(torch.float16), f.get_tensor("model.diffusion_model." + name)), name
+    del result, unet  # the run's cache holds its checkpoint: the plain run loads its own, not a second beside it
+
+    alone = host.run(plain, want=["6"], executor=host.fresh_executor()).output("6")
+    assert torch.equal(plain_frames, alone)  # the plain branch never saw the motion module
 
 
 def test_animatelcm_sampler_graph_is_seed_deterministic(host, sd15_checkpoint, motion_file):
@@ -96,5 +97,6 @@ def test_personalized_checkpoint_with_spatial_and_style_lora(host, sd15_checkpoi
     assert video.shape == (FRAMES, 64, 64, 3) and torch.isfinite(video).all()
     assert result.output("30", 1) == f"{lcm_lora}: patched 128 of 128 layers in the file (128 image, 0 text encoder)"
     assert result.output("31", 2) == f"{style}: patched 176 of 176 layers in the file (128 image, 48 text encoder)"
-    plain = host.run(video_prompt(sd15_checkpoint, seed=4), want=["6"]).output("6")
+    del result  # its cache holds the checkpoint: the plain run loads its own, not a second beside it
+    plain = host.run(video_prompt(sd15_checkpoint, seed=4), want=["6"], executor=host.fresh_executor()).output("6")
     assert not torch.equal(video, plain)
