@@ -208,13 +208,33 @@ def _level(position):
     return 3 if kind == "mid_block" else int(index) if kind == "down_blocks" else 3 - int(index)
 
 
+def _products_alone(layers, inputs):
+    """The floor both versions share: every layer's matrix products (proj_in, q/k/v, out, both feed-forward
+    products, proj_out) at the layer's shapes, on ready inputs, with nothing around them."""
+    work = []
+    for position, layer in layers.items():
+        t = layer.temporal_transformer
+        block = t.transformer_blocks[0]
+        frames_total, channels, height, width = inputs[position].shape
+        tokens = torch.randn(frames_total * height * width, channels)
+        wide = torch.randn(tokens.shape[0], block.ff.net[2].weight.shape[1])
+        work += [(tokens, t.proj_in), (tokens, t.proj_out), (tokens, block.ff.net[0].proj), (wide, block.ff.net[2])]
+        work += [(tokens, linear) for attention in block.attention_blocks for linear in (attention.to_qkv, attention.to_out[0])]
+
+    def products():
+        for x, linear in work:
+            F.linear(x, linear.weight, linear.bias)  # dropped at once, as the layers drop theirs
+    return products
+
+
 def motion_layers(host, repeats, frames=16, sizes=(64, 256)):
     """Time in all motion layers of one UNet call (cfg: 2 videos), ours against the first layer."""
     import folder_paths
     path = folder_paths.get_full_path("animatediff_models", stand_ins.motion_module(host, "AnimateLCM_sd15_t2v.safetensors"))
     layers = host.pack.motion.motion_module.load_motion_module(path).build_layers(torch.float32)
     video_layout = host.pack.motion.video_batch.video_layout
-    print("| pixels | motion layers, first version | now | time saved | max abs difference |")
+    print("| pixels | motion layers, first version | now | time saved | their matrix products alone | time outside "
+          "the products, first / now | peak RSS while running, first / now | max abs difference |")
     for pixels in sizes:
         inputs = {p: torch.randn(2 * frames, layer.temporal_transformer.proj_in.weight.shape[0],
                                  pixels // 8 >> _level(p), pixels // 8 >> _level(p)) for p, layer in layers.items()}
@@ -225,14 +245,22 @@ def motion_layers(host, repeats, frames=16, sizes=(64, 256)):
 
         def first():
             return [_first_layer(layer, inputs[p], 2) for p, layer in layers.items()]
+        products = _products_alone(layers, inputs)
         difference = max(float((a - b).abs().max()) for a, b in zip(ours(), first()))
-        times = {"first": [], "ours": []}
-        for _ in range(repeats):  # interleaved, so a busy machine slows both alike
+        peaks = {}
+        for name, layers_run in (("first", first), ("ours", ours)):
+            with PeakRSS() as peak:
+                layers_run()
+            peaks[name] = peak.peak / 2**20
+        times = {"first": [], "ours": [], "products": []}
+        for _ in range(repeats):  # interleaved, so a busy machine slows all alike
             times["first"].append(median_time(first, 1))
             times["ours"].append(median_time(ours, 1))
-        t_first, t_ours = statistics.median(times["first"]), statistics.median(times["ours"])
+            times["products"].append(median_time(products, 1))
+        t_first, t_ours, t_products = (statistics.median(times[k]) for k in ("first", "ours", "products"))
         print(f"| {pixels}x{pixels} | {t_first:.3f} s | {t_ours:.3f} s | {100 * (1 - t_ours / t_first):.0f}% | "
-              f"{difference:.1e} |")
+              f"{t_products:.3f} s | {t_first - t_products:.3f} / {t_ours - t_products:.3f} s | "
+              f"{peaks['first']:.0f} / {peaks['ours']:.0f} MiB | {difference:.1e} |")
     _precision_error(host, path, layers, frames)
 
 

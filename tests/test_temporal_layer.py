@@ -76,6 +76,24 @@ def test_layer_matches_reference_fp32(pack, frames, videos, stored_pe):
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("pixels_per_chunk", [1, 4, 7])
+def test_layer_run_in_pixel_chunks_matches_reference(pack, monkeypatch, pixels_per_chunk):
+    """On CPU the layer runs a few pixels' tokens at a time (ragged last chunk, chunks across videos)."""
+    channels, frames, videos = 64, 8, 2
+    monkeypatch.setattr(pack.motion.temporal_layer, "CPU_CHUNK_ELEMENTS", pixels_per_chunk * 8 * channels * frames)
+    generator = torch.Generator().manual_seed(11)
+    weights = layer_weights(channels, generator)
+    layer = build_layer(pack, weights, channels, 32)
+    layer.strength = 0.7
+    x = torch.randn(videos * frames, channels, 5, 3, generator=generator)
+    proj_out, calls = layer.temporal_transformer.proj_out, []
+    monkeypatch.setattr(proj_out, "forward", lambda tokens, forward=proj_out.forward: calls.append(1) or forward(tokens))
+    with pack.motion.video_batch.video_layout(videos):
+        ours = layer(x)
+    assert len(calls) == math.ceil(videos * 5 * 3 / pixels_per_chunk)
+    torch.testing.assert_close(ours, reference_layer(weights, x, videos, 32, strength=0.7), atol=1e-5, rtol=1e-5)
+
+
 def test_layer_strength_scales_only_the_motion_delta(pack):
     generator = torch.Generator().manual_seed(3)
     weights = layer_weights(32, generator)
