@@ -40,8 +40,12 @@ class ComfyServer:
         command = [sys.executable, str(Path(comfyui_path) / "main.py"), "--cpu", "--listen", "127.0.0.1",
                    "--port", str(self.port), "--base-directory", str(self.base), "--disable-auto-launch",
                    "--database-url", f"sqlite:///{self.base / 'user' / 'comfyui.db'}"]
+        # glibc returns freed blocks of 1 MB and more to the OS at once (the default keeps up to 32 MB blocks
+        # in the heap): a UNet's weights, freed when the test unloads a workflow's models, leave the
+        # server instead of staying resident beside the next workflow's
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(2**20)}
         self.process = subprocess.Popen(command, cwd=comfyui_path, stdout=open(self.log_path, "wb"),
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self._wait_until_ready()
 
     def models_dir(self, folder):

@@ -210,6 +210,9 @@ def test_workflow_opens_converts_runs_and_previews(page, server, workflow_api, p
     page.open_file(saved, len(workflow["nodes"]))  # the saved video gives the graph back
     assert page.frontend_prompt() == queued
     assert page.errors == []
+    # What the "Unload Models" button sends: the server would keep this workflow's full-size models
+    # loaded beside the next one's (the suite stays under 12 GB)
+    server.post("/free", {"unload_models": True, "free_memory": True})
 
 
 def test_every_video_format_reopens_as_its_graph(page, server, host):
