@@ -69,7 +69,7 @@ def pytest_terminal_summary(terminalreporter, config):
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     terminalreporter.write_line(f"peak RSS: {own:.2f} GiB in pytest, {children:.2f} GiB in its largest child "
-                                "(the browser test's ComfyUI server)")
+                                "(a ComfyUI server or Ray worker a test started)")
 
 
 def _peak_kib(field="VmHWM"):
