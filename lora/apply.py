@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 # The official app merges the spatial LCM LoRA as `0.8 · (1/8) · up@down` per layer, ignoring any
 # stored alpha (animatelcm/utils/lcm_utils.py: convert_lcm_lora with the 0.8 slider default).
 ANIMATELCM_LORA_SCALE = 0.8 / 8
+# model_options key under which a MODEL carries the name of the AnimateLCM spatial LoRA merged into it
+# (read by the sampler's check; model_options travel with every clone, and nothing global is kept)
+SPATIAL_LORA_KEY = "animatelcm_spatial_lora"
 
 
 @dataclass
@@ -95,6 +98,19 @@ def _refuse_other_family(lora, name, model):
         raise LoRAMatchError(f"'{name}' is an SDXL LoRA ({'; '.join(signs)}), and this MODEL is SD1.5: a part "
                              "of it would fit by chance and the rest be lost. Pick an SD1.5 LoRA (the file's "
                              "page says which base model it was trained on).")
+
+
+def apply_spatial_lora(model, lora, name, strength):
+    """AnimateLCM's spatial LoRA at the official scale on a clone of `model`, marked as carrying it."""
+    new_model, _, report = apply_lora(model, None, lora, name, strength, 0.0, animatelcm_layer_scale)
+    if strength:
+        new_model.model_options[SPATIAL_LORA_KEY] = name
+    return new_model, report
+
+
+def spatial_lora_of(model):
+    """The AnimateLCM spatial LoRA merged into this MODEL by 'Load AnimateLCM Spatial LoRA', or None."""
+    return model.model_options.get(SPATIAL_LORA_KEY)
 
 
 def animatelcm_layer_scale(module):

@@ -17,6 +17,8 @@ Fuse weights over a window of n frames: flat 1...1; pyramid 1, 2, ... n/2, n/2, 
 weighted average); overlap-linear 1 in the middle, ramps (k+1)/(O+1) over the O frames shared
 with a neighbour, so a seam fades from one window to the next.
 """
+import contextvars
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +26,25 @@ import torch
 SCHEDULES = ("uniform", "static", "batched")
 FUSE_METHODS = ("pyramid", "flat", "overlap-linear")
 CONTEXT_KEY = "animatelcm_context_windows"  # transformer_options key the options travel under
+
+_window = contextvars.ContextVar("animatelcm_window_frames", default=None)
+
+
+def frames_of_window():
+    """The video's frames the running UNet call sees (a window's, in order), or None when it sees them all.
+
+    For per-frame inputs that live outside the call's arguments (the start image's features of
+    image-to-video): they must be cut like the latents."""
+    return _window.get()
+
+
+@contextmanager
+def _running(window):
+    token = _window.set(window)
+    try:
+        yield
+    finally:
+        _window.reset(token)
 
 
 @dataclass(frozen=True)
@@ -184,7 +205,8 @@ def run_windowed(run, apply_model, args, options):
     results = []
     for n, window in enumerate(windows):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        results.append((window, run(apply_model, window_inputs(args, batch_index(window, frames, videos)))))
+        with _running(window):
+            results.append((window, run(apply_model, window_inputs(args, batch_index(window, frames, videos)))))
         if progress is not None:
             progress.update_absolute(min(step, steps - 1) * len(windows) + n + 1)
     return fuse(results, args["input"].shape, frames, videos, options)

@@ -48,10 +48,14 @@ class ImageEncoder(nn.Module):
             ResnetBlock(channels[i - 1] if i and not j else c, c, downsample=bool(i and not j))
             for i, c in enumerate(channels) for j in range(BLOCKS_PER_LEVEL))
 
-    def forward(self, reference, motion_scale):
-        """reference: [frames, 4, h, w] (scaled latents, one per frame) → one feature per level, [frames, C_i, h_i, w_i]."""
+    def forward(self, reference, motion_scale, positions=None):
+        """reference: [frames, 4, h, w] (scaled latents, one per frame) → one feature per level, [frames, C_i, h_i, w_i].
+
+        positions: the frames' places in the video (a window of it); None = 0, 1, ... frames - 1. Every frame
+        is encoded on its own (no layer mixes frames), so a window's features are the video's at its frames."""
         frames = reference.shape[0]
-        pe = sinusoidal_position_encoding(frames, self.channels[0])[0].to(reference)  # computed for this length, as official
+        pe = sinusoidal_position_encoding(frames if positions is None else max(positions) + 1, self.channels[0])[0]
+        pe = (pe if positions is None else pe[list(positions)]).to(reference)  # the sinusoid's rows, as official
         x = self.conv_in(reference) + motion_scale * pe[:, :, None, None]
         features = []
         for level in range(len(self.channels)):

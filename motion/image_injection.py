@@ -9,6 +9,12 @@ The features depend only on the reference latent, the frame count and motion_sca
 noisy latent or the timestep, so the AnimateLCM sampler computes them once per run
 (`features_once_per_run`) and they are dropped when the run ends; any other sampler gets them
 computed on every UNet call, as the official pipeline does. Nothing is kept between runs.
+
+Under context windows each window's UNet call gets the features of its own frames, for the positive
+and negative videos alike: the pack's windows cut the whole video's features by the window's frame
+indices (motion/context_windows.frames_of_window); under ComfyUI's own windows, which cut the batch
+before the model wrapper, the features are computed for the window's frames (the encoder treats
+every frame on its own, so they are the same numbers).
 """
 import contextvars
 from contextlib import contextmanager
@@ -17,6 +23,7 @@ import comfy.utils
 import torch
 from torch import nn
 
+from .context_windows import frames_of_window
 from .errors import FrameCountError, MotionModuleError
 from .image_encoder import build_image_encoder
 from .injection import MARK, MOTION_CHILD, block_with_layers_first, motion_bytes
@@ -47,17 +54,20 @@ class ImageConditioning(nn.Module):
         self.reference = reference  # a plain tensor: tiny, moved per use
         self.motion_scale = motion_scale
 
-    def features(self, frames):
+    def features(self, frames, window=None):
+        """The features of a video of `frames` frames; with `window` (frame indices), of those frames only."""
         weight = self.encoder.conv_in.weight
         reference = self.reference.to(weight.device, weight.dtype)
-        if reference.shape[0] == 1:
-            reference = reference.expand(frames, -1, -1, -1)  # one image for every frame, as the official pipeline
+        if reference.shape[0] == 1:  # one image for every frame, as the official pipeline
+            reference = reference.expand(frames if window is None else len(window), -1, -1, -1)
         elif reference.shape[0] != frames:
             raise FrameCountError(
                 f"the image-to-video reference has {reference.shape[0]} frames but the video has {frames}: give "
                 f"the 'AnimateLCM Image to Video' node one image, or exactly {frames}, or sample its own latent.")
+        elif window is not None:
+            reference = reference[list(window)]
         with torch.no_grad():
-            return self.encoder(reference, self.motion_scale)
+            return self.encoder(reference, self.motion_scale, window)
 
 
 class ImageFeatureLayer(nn.Module):
@@ -74,8 +84,12 @@ class ImageFeatureLayer(nn.Module):
         if features is None:
             raise RuntimeError("An image-to-video layer ran outside the pack's model wrapper: a node after "
                                "'AnimateLCM Image to Video' replaced the model's UNet function wrapper; put it before.")
-        feature = features[self.level].to(x)
-        return x + feature.repeat(x.shape[0] // feature.shape[0], 1, 1, 1)
+        feature = features[self.level]
+        window = frames_of_window()  # under the pack's Context Windows: this window's frames of the video's features
+        if window is not None:
+            feature = feature[window]
+        feature = feature.to(x)
+        return x + feature.repeat(x.shape[0] // feature.shape[0], 1, 1, 1)  # the same for every video (cond, uncond)
 
 
 class ImageToVideoWrapper:
@@ -87,12 +101,12 @@ class ImageToVideoWrapper:
     def __deepcopy__(self, memo):
         return self  # ModelPatcher.clone deep-copies model_options; the encoder is shared, never copied
 
-    def _features(self, frames, size):
+    def _features(self, frames, size, window=None):
         run = _features_of_run.get()
-        key = (self, frames, size)
+        key = (self, frames, size, window)
         if run is not None and key in run:
             return run[key]
-        features = self.conditioning.features(frames)
+        features = self.conditioning.features(frames, window)
         if tuple(features[0].shape[-2:]) != size:
             reference = tuple(self.conditioning.reference.shape[-2:])
             raise ValueError(
@@ -105,7 +119,13 @@ class ImageToVideoWrapper:
     def __call__(self, apply_model, args):
         x = args["input"]
         frames = x.shape[0] // len(args["cond_or_uncond"])
-        token = _features_of_call.set(self._features(frames, tuple(x.shape[-2:])))
+        # ComfyUI's own context windows (0.3.5x+) have cut the batch to a window before this call: the
+        # features are those of the window's frames. The pack's windows cut later (frames_of_window).
+        core_window = args["c"].get("transformer_options", {}).get("context_window")
+        window = tuple(core_window.index_list) if core_window is not None else None
+        if window is not None:
+            frames = max(len(self.conditioning.reference), max(window) + 1)
+        token = _features_of_call.set(self._features(frames, tuple(x.shape[-2:]), window))
         try:
             if self.inner is not None:
                 return self.inner(apply_model, args)

@@ -89,8 +89,8 @@ class MotionWrapper:
     context windows, when a MODEL has them, have already cut the batch to a window: not windowed twice.
     """
 
-    def __init__(self, module_name, max_frames, inner=None):
-        self.module_name, self.max_frames, self.inner = module_name, max_frames, inner
+    def __init__(self, module_name, max_frames, inner=None, family=None):
+        self.module_name, self.max_frames, self.inner, self.family = module_name, max_frames, inner, family
 
     def __call__(self, apply_model, args):
         options = args["c"].get("transformer_options", {})
@@ -217,5 +217,17 @@ def animate(model, motion_module, strength=1.0, precision=None):
         animated.add_object_patch(path, block_with_motion_layer(comfy.utils.get_attr(base, path), layer))
     # ComfyUI sizes a patcher once, from the unpatched model; the layers are ours to add
     animated.size = image_model_size + motion_bytes(animated)
-    animated.set_model_unet_function_wrapper(MotionWrapper(motion_module.name, motion_module.max_frames, inner))
+    animated.set_model_unet_function_wrapper(
+        MotionWrapper(motion_module.name, motion_module.max_frames, inner, motion_module.format.family))
     return animated
+
+
+def motion_module_on(model):
+    """(name, family) of the motion module this pack applied to `model`, or None: read from its model wrapper
+    chain (Image to Video's wrapper holds the motion wrapper inside it)."""
+    wrapper = model.model_options.get("model_function_wrapper")
+    while wrapper is not None:
+        if isinstance(wrapper, MotionWrapper):
+            return wrapper.module_name, wrapper.family
+        wrapper = getattr(wrapper, "inner", None)
+    return None

@@ -73,8 +73,9 @@ class ImageToVideo:
             height, width = reference.shape[-2] * 8, reference.shape[-1] * 8
         else:
             require_multiple_of_8(width=width, height=height)
-            # ComfyUI's VAE samples its posterior (as the official encode_img does) from the global RNG:
-            # a fixed seed makes the same image give the same latent, so the same seed gives the same video
+            # The official encode_img samples the VAE posterior. ComfyUI's VAE returns its mode since 0.3.4x
+            # (DiagonalGaussianRegularizer(sample=False)) and sampled it, from the global RNG, before: the
+            # March-2024 host does. The fixed seed makes that older sampling repeat: same seed, same video.
             devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(0)

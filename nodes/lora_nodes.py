@@ -1,7 +1,7 @@
 """LoRA nodes: personal style from images (style LoRAs) and AnimateLCM's spatial LoRA."""
 import folder_paths
 
-from ..lora.apply import animatelcm_layer_scale, apply_lora
+from ..lora.apply import apply_lora, apply_spatial_lora
 from ..weights.files import read_state_dict
 from ..weights.model_folders import full_path
 from .inputs import require_finite
@@ -10,10 +10,9 @@ STACK_SIZE = 5
 NONE = "None"
 
 
-def _apply(model, clip, name, strength_model, strength_clip, layer_scale=None):
+def _apply(model, clip, name, strength_model, strength_clip):
     # the engine's errors (WeightFileError, LoRAMatchError) name the file and the fix; ComfyUI names the node
-    lora = read_state_dict(full_path("loras", name))
-    return apply_lora(model, clip, lora, name, strength_model, strength_clip, layer_scale)
+    return apply_lora(model, clip, read_state_dict(full_path("loras", name)), name, strength_model, strength_clip)
 
 
 class LoadStyleLoRA:
@@ -102,7 +101,7 @@ class LoadAnimateLCMLoRA:
 
     def load(self, model, lora_name, strength):
         require_finite("Load AnimateLCM Spatial LoRA", strength=strength)
-        model, _, report = _apply(model, None, lora_name, strength, 0.0, animatelcm_layer_scale)
+        model, report = apply_spatial_lora(model, read_state_dict(full_path("loras", lora_name)), lora_name, strength)
         return (model, str(report))
 
 

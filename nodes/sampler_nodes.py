@@ -1,7 +1,12 @@
 """Sampler nodes: the all-in-one AnimateLCM sampler, and the parts for SamplerCustom users."""
+import logging
+
 from ..samplers.schedule import animatelcm_sampling_of, patch_model
+from ..samplers.spatial_lora_check import missing_spatial_lora
 from ..samplers.video_sampling import MODES, animatelcm_sampler, sample_video, sampling_for
 from .inputs import require_finite
+
+log = logging.getLogger(__name__)
 
 MODE_TOOLTIP = ("Which official schedule to sample with. auto (recommended): AnimateLCM-I2V's when the MODEL comes "
                 "from 'AnimateLCM Image to Video', otherwise text-to-video's. text-to-video: AnimateLCM t2v's (100 "
@@ -34,6 +39,10 @@ class AnimateLCMSampler:
         }, "optional": {
             "freeinit": ("FREEINIT", {"tooltip": "From 'FreeInit Options': several passes for more consistent motion "
                                                  "(costs one sampling per pass). Leave empty for one pass."}),
+            "warn_without_spatial_lora": ("BOOLEAN", {"default": True, "tooltip": (
+                "Warn (in the log and on screen) when an AnimateLCM motion module samples a MODEL that did not go "
+                "through 'Load AnimateLCM Spatial LoRA': AnimateLCM is the module and that LoRA, and without it "
+                "4-step videos come out blurry. Turn off only if your checkpoint has the LoRA merged in.")}),
         }}
 
     RETURN_TYPES = ("LATENT",)
@@ -43,9 +52,14 @@ class AnimateLCMSampler:
     DESCRIPTION = "Samples a video in 4 steps with AnimateLCM's official schedule and consistency sampler."
 
     def sample(self, model, positive, negative, latent_image, seed, steps, cfg, denoise, mode="auto",
-               freeinit=None):
+               freeinit=None, warn_without_spatial_lora=True):
         require_finite("AnimateLCM Sampler", cfg=cfg, denoise=denoise)
-        return (sample_video(model, positive, negative, latent_image, seed, steps, cfg, denoise, mode, freeinit=freeinit),)
+        warning = missing_spatial_lora(model) if warn_without_spatial_lora else None
+        if warning:
+            log.warning("%s", warning)
+        result = (sample_video(model, positive, negative, latent_image, seed, steps, cfg, denoise, mode, freeinit=freeinit),)
+        # a warning goes out as the node's UI output: the pack's web/warnings.js shows it on screen
+        return {"result": result, "ui": {"animatelcm_warnings": [warning]}} if warning else {"result": result}
 
 
 class AnimateLCMModelSampling:

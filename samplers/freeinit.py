@@ -16,7 +16,8 @@ Where the official code departs from its own definitions we follow the definitio
 compares d² with 2·d_s (a typo for d_s²: its docstring calls butterworth with a large n "ideal", and
 that limit is d² ≤ d_s²); its grid is off-centre by 1/N for odd sizes (a 1-frame or odd dimension lost
 part of its zero frequency); its box takes the width's r from the height. On the even, square
-latents of the official setting all three agree with it.
+latents of the official setting the last two departures vanish, so gaussian, butterworth and box
+give the official filters exactly; ideal does not, on purpose (it keeps d² ≤ d_s², not d² ≤ 2·d_s).
 """
 import logging
 from dataclasses import dataclass

@@ -1,10 +1,11 @@
 """Benchmark (not a test): an image-to-video render against the same text-to-video render.
 
-    python tests/bench_i2v.py [--frames 8] [--size 64] [--repeats 3]
+    python tests/bench_i2v.py [--frames 8] [--size 64] [--repeats 3] [--windows 16/4]
 
 One MODEL (full-size random SD1.5 + the AnimateLCM-I2V motion-module stand-in), one prompt and
 seed, the AnimateLCM Sampler at 4 steps, cfg 1 (the official I2V setting); the I2V run adds the
-image encoder's features, computed once per run. Runs are interleaved so a busy machine slows both
+image encoder's features, computed once per run. With --windows both MODELs sample through Context
+Windows (uniform, pyramid, FreeNoise), each window's calls getting its own frames' features. Runs are interleaved so a busy machine slows both
 alike; medians over repeats. Peak RSS is measured above the level before each sampling run.
 """
 import argparse
@@ -26,6 +27,7 @@ def main():
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=64, help="width and height in pixels")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--windows", default=None, help="context_length/overlap, e.g. 16/4 (default: no windows)")
     args = parser.parse_args()
     host = comfy_host.start()
     import comfy.model_management
@@ -47,6 +49,12 @@ def main():
         i2v, i2v_latent = pack.nodes.i2v_nodes.ImageToVideo().apply(
             model, motion, image, vae, args.size, args.size, args.frames, 0.8)
         node_seconds = time.perf_counter() - start
+    label = ""
+    if args.windows:
+        length, overlap = (int(n) for n in args.windows.split("/"))
+        windows = pack.nodes.context_nodes.ContextWindows()
+        t2v, i2v = (windows.apply(m, length, overlap, "uniform", False, "pyramid", True)[0] for m in (t2v, i2v))
+        label = f", windows {length}/{overlap}"
 
     def render(patched, latent):
         with torch.inference_mode():
@@ -75,7 +83,7 @@ def main():
         encoder_times.append(time.perf_counter() - start)
     t, i = statistics.median(times["t2v"]), statistics.median(times["i2v"])
     mt, mi = statistics.median(peaks["t2v"]), statistics.median(peaks["i2v"])
-    print(f"| render ({args.frames} frames, {args.size}x{args.size}, 4 steps, cfg 1, CPU) | time (median of "
+    print(f"| render ({args.frames} frames{label}, {args.size}x{args.size}, 4 steps, cfg 1, CPU) | time (median of "
           f"{args.repeats}) | peak extra RSS while sampling |")
     print(f"| text-to-video | {t:.2f} s | {mt / 2**20:.0f} MiB |")
     print(f"| image-to-video | {i:.2f} s | {mi / 2**20:.0f} MiB |")

@@ -27,13 +27,16 @@ def one_step_sample(pack, model, noise, positive, negative, steps=1, cfg=1.0, se
             positive, negative, torch.zeros_like(noise), disable_pbar=True, seed=seed)
 
 
-def denoise(model, x, context, cond_or_uncond, sigma=3.0):
-    """One UNet call the way ComfyUI's sampler makes it: through the model wrapper, chunks batched."""
+def denoise(model, x, context, cond_or_uncond, sigma=3.0, extra_options=None):
+    """One UNet call the way ComfyUI's sampler makes it: through the model wrapper, chunks batched, the
+    MODEL's transformer_options (Context Windows') passed on, with `extra_options` on top."""
     import comfy.model_management
     comfy.model_management.load_models_gpu([model])
     chunks = len(cond_or_uncond)
+    transformer_options = {**model.model_options.get("transformer_options", {}), "cond_or_uncond": cond_or_uncond,
+                           **(extra_options or {})}
     args = {"input": x.repeat(chunks, 1, 1, 1), "timestep": torch.full((x.shape[0] * chunks,), sigma),
-            "c": {"c_crossattn": context.repeat(chunks, 1, 1), "transformer_options": {"cond_or_uncond": cond_or_uncond}},
+            "c": {"c_crossattn": context.repeat(chunks, 1, 1), "transformer_options": transformer_options},
             "cond_or_uncond": cond_or_uncond}
     wrapper = model.model_options.get("model_function_wrapper")
     with torch.inference_mode():

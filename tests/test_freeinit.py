@@ -168,7 +168,7 @@ def test_full_freeinit_loop_equals_the_official_procedure(pack, analytic_model, 
     with torch.inference_mode():
         out = pack.nodes.sampler_nodes.AnimateLCMSampler().sample(
             model, conditioning(0.2), conditioning(-0.1), {"samples": latent}, seed, steps, cfg, 1.0,
-            freeinit=options)[0]["samples"]
+            freeinit=options)["result"][0]["samples"]
     noise = torch.randn(latent.shape, generator=torch.manual_seed(seed)).double()  # comfy.sample.prepare_noise
     fresh = {i: torch.randn(latent.shape, generator=torch.manual_seed(seed + i)).double() for i in range(1, iterations)}
     step_generator = torch.Generator().manual_seed(seed + 1)  # each pass draws the same step noise
@@ -209,7 +209,7 @@ def test_same_seed_same_video_and_one_iteration_is_plain_sampling(pack, analytic
     def run(seed, freeinit):
         with torch.inference_mode():
             return node.sample(model, conditioning(0.2), conditioning(-0.1), {"samples": torch.zeros(4, 4, 8, 8)},
-                               seed, 4, 1.5, 1.0, freeinit=freeinit)[0]["samples"]
+                               seed, 4, 1.5, 1.0, freeinit=freeinit)["result"][0]["samples"]
     options = pack.samplers.freeinit.FreeInit(3, "gaussian")
     first, again, other = run(7, options), run(7, options), run(8, options)
     assert torch.equal(first, again) and not torch.allclose(first, other)

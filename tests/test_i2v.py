@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
+from fixture_i2v import reference_encoder
 from fixture_models import TINY_CHANNELS
 from fixture_motion import image_encoder_weights, motion_state_dict, save_safetensors
 from fixture_sampling import denoise
@@ -25,35 +25,6 @@ def tiny_module(pack, tmp_path, family="animatelcm_i2v"):
 def encoder_weights(seed=0):
     generator = torch.Generator().manual_seed(seed)
     return {k[len("img_encoder."):]: v for k, v in image_encoder_weights(ENCODER_CHANNELS, generator).items()}
-
-
-def sinusoid(frames, d):
-    """pe[t, 2k] = sin(t / 10000^(2k/d)), pe[t, 2k+1] = cos(t / 10000^(2k/d)), written out entry by entry."""
-    pe = torch.zeros(frames, d, dtype=torch.float64)
-    for t in range(frames):
-        for k in range(0, d, 2):
-            pe[t, k] = math.sin(t / 10000 ** (k / d))
-            pe[t, k + 1] = math.cos(t / 10000 ** (k / d))
-    return pe
-
-
-def reference_encoder(w, latent, motion_scale):
-    """The official Adapter's forward from its formulas, in float64."""
-    w = {k: v.double() for k, v in w.items()}
-    x = F.conv2d(latent.double(), w["conv_in.weight"], w["conv_in.bias"], padding=1)
-    x = x + motion_scale * sinusoid(latent.shape[0], x.shape[1])[:, :, None, None]
-    features = []
-    for level in range(4):
-        for j in range(2):
-            p = f"body.{2 * level + j}."
-            if level and not j:  # replicate-pad odd sides to even, then 2×2 average
-                x = F.avg_pool2d(F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode="replicate"), 2)
-            if p + "in_conv.weight" in w:
-                x = F.conv2d(x, w[p + "in_conv.weight"], w[p + "in_conv.bias"])
-            h = F.relu(F.conv2d(x, w[p + "block1.weight"], w[p + "block1.bias"], padding=1))
-            x = x + F.conv2d(h, w[p + "block2.weight"], w[p + "block2.bias"])
-        features.append(x)
-    return features
 
 
 def test_fixture_has_the_official_adapter_keys(host):
@@ -187,7 +158,7 @@ def test_the_sampler_computes_the_features_once_per_run_and_repeats_by_seed(pack
     try:
         def run(seed):
             with torch.inference_mode():
-                return node.sample(model, conditioning(0.2), conditioning(-0.1), latent, seed, 3, 1.0, 1.0)[0]["samples"]
+                return node.sample(model, conditioning(0.2), conditioning(-0.1), latent, seed, 3, 1.0, 1.0)["result"][0]["samples"]
         first = run(7)
         assert len(calls) == 1  # 3 steps, 3 UNet calls: one encoder run
         again, other = run(7), run(8)

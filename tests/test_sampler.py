@@ -120,7 +120,7 @@ def test_same_seed_same_video_other_seed_other_video(pack, host):
     def run(seed):
         with torch.inference_mode():
             return node.sample(model, conditioning(0.2), conditioning(-0.1), {"samples": torch.zeros(2, 4, 8, 8)},
-                               seed, 4, 1.5, 1.0)[0]["samples"]
+                               seed, 4, 1.5, 1.0)["result"][0]["samples"]
     first, again, other = run(5), run(5), run(6)
     assert torch.equal(first, again)
     assert not torch.allclose(first, other)
@@ -138,7 +138,7 @@ def test_samplercustom_with_our_parts_equals_the_all_in_one_node(pack, analytic_
         sampler = nodes.AnimateLCMSamplerSelect().get_sampler()[0]
         custom_out = custom.SamplerCustom().sample(patched, True, 11, 1.5, conditioning(0.2), conditioning(-0.1),
                                                    sampler, sigmas, latent)[0]["samples"]
-        ours = nodes.AnimateLCMSampler().sample(model, conditioning(0.2), conditioning(-0.1), latent, 11, 4, 1.5, 1.0)[0]
+        ours = nodes.AnimateLCMSampler().sample(model, conditioning(0.2), conditioning(-0.1), latent, 11, 4, 1.5, 1.0)["result"][0]
     assert torch.equal(custom_out, ours["samples"])
 
 

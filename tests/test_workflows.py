@@ -30,11 +30,13 @@ def test_t2v_converts_to_the_expected_prompt(host, workflow_api):
     ckpt, _ = by_type["CheckpointLoaderSimple"]
     motion, _ = by_type["ALCM_LoadMotionModule"]
     apply_id, apply = by_type["ALCM_ApplyMotionModule"]
+    spatial_id, spatial = by_type["ALCM_LoadAnimateLCMLoRA"]
     latent, latent_inputs = by_type["EmptyLatentImage"]
     sampler_id, sampler = by_type["ALCM_Sampler"]
     decode_id, decode = by_type["VAEDecode"]
     _, save = by_type["ALCM_SaveVideo"]
-    assert apply == {"model": [ckpt, 0], "motion_module": [motion, 0], "strength": 1.0, "motion_precision": "auto"}
+    assert spatial == {"model": [ckpt, 0], "lora_name": "AnimateLCM_sd15_t2v_lora.safetensors", "strength": 1.0}
+    assert apply == {"model": [spatial_id, 0], "motion_module": [motion, 0], "strength": 1.0, "motion_precision": "auto"}
     assert latent_inputs == {"width": 512, "height": 512, "batch_size": 16}
     texts = {prompt[sampler[k][0]]["inputs"]["text"]: k for k in ("positive", "negative")}
     assert texts == {"a red fox running through snow, cinematic, highly detailed": "positive",
@@ -43,10 +45,100 @@ def test_t2v_converts_to_the_expected_prompt(host, workflow_api):
     # the "fixed" seed control is skipped, so every later widget lands on its own input
     assert sampler == {"model": [apply_id, 0], "positive": sampler["positive"], "negative": sampler["negative"],
                        "latent_image": [latent, 0], "seed": 0, "steps": 4, "cfg": 1.5, "denoise": 1.0,
-                       "mode": "text-to-video"}
+                       "mode": "text-to-video", "warn_without_spatial_lora": True}
     assert decode == {"samples": [sampler_id, 0], "vae": [ckpt, 2]}
     assert save == {"images": [decode_id, 0], "filename_prefix": "AnimateLCM/t2v", "format": "webp", "frame_rate": 8,
                     "loop_count": 0, "pingpong": False, "quality": 90}
+
+
+# The official AnimateLCM recipe (github G-U-N/AnimateLCM, animatelcm_sd15/), per motion module: what every
+# shipped workflow sampling with that module must carry. Each value: (value, where it comes from).
+RECIPE = {
+    "AnimateLCM_sd15_t2v.ckpt": {
+        "spatial_lora": ("AnimateLCM_sd15_t2v_lora.safetensors", "app.py: lcm_lora_path, merged before every run"),
+        # the node's 1.0 is the official merge: 0.8 (app.py's 'LCM LoRA alpha' slider) × 1/8 × up@down
+        # (animatelcm/utils/lcm_utils.py convert_lcm_lora)
+        "spatial_lora_strength": (1.0, "app.py: 'LCM LoRA alpha' value=0.8; lcm_utils.py: 1/8 * alpha"),
+        "steps": (4, "configs/batch_inference_example.yaml T2V-Example: steps 4"),
+        "cfg": (1.5, "app.py: 'CFG Scale' value=1.5; batch_inference_example.yaml: guidance_scale 1.5"),
+        "modes": ({"text-to-video", "auto"}, "configs/inference-t2v.yaml: beta_end 0.012, original_inference_steps 100"),
+    },
+    "AnimateLCM_sd15_i2v.ckpt": {
+        "spatial_lora": ("AnimateLCM_sd15_i2v_lora.safetensors", "app-i2v.py: lcm_lora_path"),
+        "spatial_lora_strength": (1.0, "app-i2v.py: 'LCM LoRA alpha' value=0.8; lcm_utils.py: 1/8 * alpha"),
+        "steps": (4, "app-i2v.py: 'Sampling steps' value=4"),
+        "cfg": (1.0, "app-i2v.py: 'CFG Scale' value=1"),
+        "modes": ({"auto", "image-to-video schedule"}, "configs/inference-i2v.yaml: beta_end 0.014, 200 steps"),
+        "motion_scale": (0.8, "app-i2v.py: 'motion scale' value=0.8"),
+    },
+}
+# Settings the official code has no counterpart for: the pack's recommended values, and why.
+PACK_SETTINGS = {
+    "v2v_denoise": (0.6, "the official code has no video-to-video: keeps the input's layout, restyles its look"),
+    "context_windows": ((16, 4, True), "16 = the training length (app.py 'Animation length' value=16); overlap 4 "
+                                       "and FreeNoise: AnimateDiff-Evolved's defaults for 16-frame windows"),
+    "motion_lora_strength": (1.0, "AnimateDiff v2 camera LoRAs as trained (guoyww/AnimateDiff configs: alpha 1.0)"),
+    "freeinit": ((3, "butterworth", 0.25, 0.25, 4), "TianxingWu/FreeInit: butterworth, n 4, d_s = d_t = 0.25; "
+                                                    "3 passes: the pack's time budget (each pass is a full run)"),
+}
+
+
+def upstream(prompt, node_id, input_name):
+    """The node ids feeding `input_name` of `node_id`, following that input's chain of same-named inputs."""
+    chain, link = [], prompt[node_id]["inputs"].get(input_name)
+    while isinstance(link, list):
+        chain.append(link[0])
+        inputs = prompt[link[0]]["inputs"]
+        link = inputs.get(input_name, inputs.get("model" if input_name == "model" else "motion_module"))
+    return chain
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_workflow_samples_with_the_official_recipe(host, workflow_api, path):
+    check_recipe(workflow_api.to_api(load(path)), path)
+
+
+def check_recipe(prompt, path):
+    samplers = [i for i, node in prompt.items() if node["class_type"] == "ALCM_Sampler"]
+    assert samplers, "every shipped workflow samples with the AnimateLCM Sampler"
+    for sampler_id in samplers:
+        sampler = prompt[sampler_id]["inputs"]
+        model_chain = {prompt[i]["class_type"]: prompt[i]["inputs"] for i in upstream(prompt, sampler_id, "model")}
+        animator = model_chain.get("ALCM_ApplyMotionModule") or model_chain["ALCM_ImageToVideo"]
+        motion_chain = [prompt[animator["motion_module"][0]]] + [
+            prompt[i] for i in upstream(prompt, animator["motion_module"][0], "motion_module")]
+        module = next(n["inputs"]["motion_module_name"] for n in motion_chain if n["class_type"] == "ALCM_LoadMotionModule")
+        recipe = {key: value for key, (value, _source) in RECIPE[module].items()}
+        spatial = model_chain.get("ALCM_LoadAnimateLCMLoRA")
+        assert spatial is not None, f"{path.name}: {module} samples without AnimateLCM's spatial LoRA"
+        assert (spatial["lora_name"], spatial["strength"]) == (recipe["spatial_lora"], recipe["spatial_lora_strength"])
+        assert (sampler["steps"], sampler["cfg"]) == (recipe["steps"], recipe["cfg"])
+        assert sampler["mode"] in recipe["modes"] and sampler["warn_without_spatial_lora"] is True
+        if "motion_scale" in recipe:
+            assert model_chain["ALCM_ImageToVideo"]["motion_scale"] == recipe["motion_scale"]
+        from_video = prompt[sampler["latent_image"][0]]["class_type"] in ("VAEEncode", "ALCM_LoadVideo")
+        assert sampler["denoise"] == (PACK_SETTINGS["v2v_denoise"][0] if from_video else 1.0)
+        windows = model_chain.get("ALCM_ContextWindows")
+        if windows:
+            assert (windows["context_length"], windows["overlap"], windows["freenoise"]) == PACK_SETTINGS["context_windows"][0]
+        for motion_lora in (n["inputs"] for n in motion_chain if n["class_type"] == "ALCM_LoadMotionLoRA"):
+            assert motion_lora["strength"] == PACK_SETTINGS["motion_lora_strength"][0]
+        if "freeinit" in sampler:
+            options = prompt[sampler["freeinit"][0]]["inputs"]
+            assert tuple(options[k] for k in ("iterations", "filter", "spatial_stop", "temporal_stop",
+                                              "butterworth_order")) == PACK_SETTINGS["freeinit"][0]
+
+
+def test_the_recipe_test_catches_a_workflow_without_the_spatial_lora(host, workflow_api):
+    wf = load(T2V)
+    spatial = next(n for n in wf["nodes"] if n["type"] == "ALCM_LoadAnimateLCMLoRA")
+    spatial["mode"] = 2  # muted: the checkpoint's MODEL is what the converted graph would need
+    apply = next(n for n in wf["nodes"] if n["type"] == "ALCM_ApplyMotionModule")
+    into_apply = next(link for link in wf["links"] if link[3] == apply["id"] and link[5] == "MODEL")
+    into_spatial = next(link for link in wf["links"] if link[3] == spatial["id"])
+    into_apply[1], into_apply[2] = into_spatial[1], into_spatial[2]
+    with pytest.raises(AssertionError, match="AnimateLCM_sd15_t2v.ckpt samples without AnimateLCM's spatial LoRA"):
+        check_recipe(workflow_api.to_api(wf), T2V)
 
 
 def test_frontend_only_nodes_converted_widgets_and_modes(host, workflow_api):
