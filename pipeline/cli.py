@@ -1,6 +1,8 @@
 """The renderer's command once ComfyUI (or, for --server and --ray, only this pack) is loaded; render.py
 parses the arguments and starts ComfyUI, then calls run(args)."""
+import contextlib
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -12,6 +14,10 @@ log = logging.getLogger("animatelcm.render")
 
 def _make_runner(args):
     if args.server:
+        try:
+            import aiohttp  # noqa: F401  (ComfyUI's own requirement; a driver outside ComfyUI may lack it)
+        except ImportError as error:
+            raise jobs.JobError("--server needs aiohttp in this Python: pip install aiohttp") from error
         from .server_client import ServerRunner
         return ServerRunner(args.server, args.output_dir or Path("output"))
     from .in_process import InProcessRunner
@@ -19,33 +25,78 @@ def _make_runner(args):
 
 
 class Progress:
-    """tqdm bars: one over the jobs, one over the steps of the node that runs now."""
+    """On a terminal, tqdm bars: one over the jobs, one over the steps of the node that runs now, with log
+    lines written above them. Elsewhere (a log file, a pipe) plain log lines, a few per node, and no
+    cursor movement. Rates count from the first step a node reports: the time before it (loading) is
+    no step."""
 
-    def __init__(self, total, quiet):
-        from tqdm import tqdm
-        self.tqdm, self.quiet = tqdm, quiet
-        self.overall = tqdm(total=total, desc="jobs", unit="job", position=0, disable=quiet or total < 2)
-        self.job = None
+    PLAIN_EVERY = 10.0  # seconds between two plain progress lines of one node
+
+    def __init__(self, total, quiet, stream=None):
+        self.stream = stream or sys.stderr
+        self.total, self.done, self.quiet = total, 0, quiet
+        self.bars = not quiet and self.stream.isatty()
+        self.job, self.key, self.titles, self.node_id = None, None, {}, None
+        self.redirect = contextlib.ExitStack()
+        if self.bars:
+            from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
+            self.tqdm = tqdm
+            self.redirect.enter_context(logging_redirect_tqdm())
+            self.overall = tqdm(total=total, desc="jobs", unit="job", position=0, disable=total < 2,
+                                file=self.stream)
 
     def start(self, key, titles):
-        self.key, self.titles = key, titles
-        self.job = self.tqdm(total=1, desc=f"job {key}", unit="step", position=1, leave=False, disable=self.quiet)
+        self.key, self.titles, self.node_id, self.first = key, titles, None, None
+        if self.bars:
+            self._job_bar(f"job {key}", 1, 0)
+        elif not self.quiet:
+            log.info("job %s (%d of %d)", key, self.done + 1, self.total)
+
+    def _job_bar(self, description, total, initial):
+        if self.job is not None:
+            self.job.close()
+        # `initial`: the rate counts the steps after this one, over the time after it
+        self.job = self.tqdm(total=total, initial=initial, desc=description, unit="step", position=1, leave=False,
+                             file=self.stream)
 
     def node(self, node_id):
-        self.job.set_description(f"job {self.key}: {self.titles.get(node_id, node_id)}")
+        self.node_id, self.first = node_id, None
+        if self.bars:
+            self.job.set_description(f"job {self.key}: {self.titles.get(node_id, node_id)}")
 
     def step(self, value, total):
-        if self.job.total != total:
-            self.job.reset(total=total)
-        self.job.n = value
-        self.job.refresh()
+        now = time.perf_counter()
+        if self.first is None or total != self.first[2] or value < self.last:  # a new node, or a new pass
+            self.first, self.printed, self.last = (now, value, total), now, value
+            if self.bars:
+                self._job_bar(self.job.desc, total, value)
+            return
+        if self.bars:
+            self.job.update(value - self.last)
+        elif not self.quiet and (now - self.printed >= self.PLAIN_EVERY or value == total):
+            started, first_value, _ = self.first
+            rate = (value - first_value) / max(now - started, 1e-9)
+            log.info("job %s: %s %d/%d (%s)", self.key, self.titles.get(self.node_id, self.node_id or "?"), value,
+                     total, f"{rate:.2f} steps/s" if rate >= 1 else f"{1 / rate:.2f} s/step" if rate else "?")
+            self.printed = now
+        self.last = value
 
     def finish(self):
-        self.job.close()
-        self.overall.update(1)
+        """A job ended (done or failed)."""
+        self.done += 1
+        if self.bars:
+            if self.job is not None:  # Ray's jobs run side by side, with no bar of their own
+                self.job.close()
+                self.job = None
+            self.overall.update(1)
 
     def close(self):
-        self.overall.close()
+        if self.bars:
+            if self.job is not None:  # a job that was stopped
+                self.job.close()
+            self.overall.close()
+        self.redirect.close()
 
 
 def prepare(workflow, base, job, catalog):
@@ -54,35 +105,64 @@ def prepare(workflow, base, job, catalog):
 
 
 def run(args):
+    """The renderer's command (render.py has checked the arguments): 0 when every job is done and recorded,
+    1 when one failed or could not be recorded, 2 for a refusal, 128 + the signal when stopped."""
+    from .in_process import JobFailed
     try:
         runner = _make_runner(args) if args.ray is None else None
         if runner is None:
             from .ray_jobs import RayRunner
             runner = RayRunner(args)
-        if args.stand_ins and args.server:
-            raise jobs.JobError("--stand-ins makes files in this process's ComfyUI only; a server renders with "
-                                "the files in its own model folders")
         workflow = jobs.load_workflow(args.workflow, runner.catalog)
         base = {**jobs.resize(workflow, args.frames, args.size, args.preview),
                 **dict(jobs.parse_set(text) for text in args.overrides)}
         jobs.apply_overrides(workflow, base, runner.catalog)  # a wrong --set stops here, before any job
         job_list = jobs.read_jobs(args.jobs) if args.jobs else [jobs.Job("render", {})]
-        manifest_path = args.manifest or (args.jobs.with_name(args.jobs.stem + ".manifest.json") if args.jobs else None)
-        manifest = jobs.Manifest(manifest_path, args.workflow)
-    except (jobs.JobError, OSError) as error:
+        manifest = jobs.Manifest(jobs.manifest_path(args.manifest, args.jobs), args.workflow)
+    except (jobs.JobError, JobFailed, OSError) as error:  # JobFailed: a --server that does not answer
         print(f"!! {error}", file=sys.stderr)
         return 2
     todo = [job for job in job_list if not manifest.done(job)]
     if len(todo) < len(job_list):
         log.info("%d of %d jobs are done already (%s): skipped", len(job_list) - len(todo), len(job_list),
                  manifest.path)
-    failed = runner.run_jobs(workflow, base, todo, manifest, args) if hasattr(runner, "run_jobs") else \
-        run_serial(runner, workflow, base, todo, manifest, args)
+    try:
+        failed = runner.run_jobs(workflow, base, todo, manifest, args) if hasattr(runner, "run_jobs") else \
+            run_serial(runner, workflow, base, todo, manifest, args)
+    except KeyboardInterrupt as stop:
+        return _stopped(stop, runner, manifest, job_list)
     if manifest.path:
         log.info("manifest: %s", manifest.path)
     for job in failed:
         print(f"!! job {job.key} failed: {manifest.data['jobs'][job.key]['error']}", file=sys.stderr)
-    return 1 if failed else 0
+    if manifest.unwritten:
+        print(f"!! {len(manifest.unwritten)} jobs are not in the manifest {manifest.path} (it could not be written, "
+              "see above): a re-run renders them again", file=sys.stderr)
+    return 1 if failed or manifest.unwritten else 0
+
+
+def _stopped(stop, runner, manifest, job_list):
+    """Ctrl-C or SIGTERM: take this run's prompts off a server, and say what is done and kept."""
+    # an event loop the stop cut short (ComfyUI's executor runs one) reports its task's KeyboardInterrupt,
+    # with a traceback, when the task is collected: the stop is said here instead
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    if hasattr(runner, "withdraw"):
+        runner.withdraw()
+    signum = getattr(stop, "signum", signal.SIGINT)  # a plain KeyboardInterrupt is Ctrl-C
+    done = sum(manifest.done(job) for job in job_list)
+    kept = (f"; {manifest.path} holds them, and the same command again renders the other {len(job_list) - done}"
+            if manifest.path and not manifest.unwritten else "")
+    print(f"!! stopped ({signal.Signals(signum).name}): {done} of {len(job_list)} jobs done{kept}", file=sys.stderr)
+    return 128 + signum
+
+
+def record(manifest, job, status, *details, **more):
+    """manifest.record; a manifest that cannot be written is said, with the outputs, and the batch goes on."""
+    try:
+        return manifest.record(job, status, *details, **more)
+    except jobs.ManifestNotWritten as error:
+        log.error("!! %s", error)
+        return manifest.data["jobs"][job.key]
 
 
 def run_serial(runner, workflow, base, todo, manifest, args):
@@ -99,13 +179,13 @@ def run_serial(runner, workflow, base, todo, manifest, args):
                 prompt = prepare(workflow, base, job, runner.catalog)
                 rendered = runner.render(prompt, args.stand_ins, args.size, progress.step, progress.node)
             except (jobs.JobError, JobFailed, StandInError) as error:
-                manifest.record(job, "failed", error=str(error), seconds=time.perf_counter() - started)
+                progress.finish()
+                record(manifest, job, "failed", error=str(error), seconds=time.perf_counter() - started)
                 failed.append(job)
                 continue
-            finally:
-                progress.finish()
-            entry = manifest.record(job, "done", rendered.outputs, _seed(prompt), time.perf_counter() - started,
-                                    rendered.graph_seconds)
+            progress.finish()
+            entry = record(manifest, job, "done", rendered.outputs, _seed(prompt), time.perf_counter() - started,
+                           rendered.graph_seconds)
             for path in entry["outputs"]:
                 log.info("job %s wrote %s", job.key, path)
     finally:

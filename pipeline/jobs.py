@@ -3,6 +3,7 @@
 Nothing here runs a graph; the runners (in_process, server_client, ray_jobs) do. A catalog is the
 node definitions of the ComfyUI that will run the jobs (workflow_api.LiveCatalog or /object_info).
 """
+import contextlib
 import copy
 import csv
 import hashlib
@@ -16,10 +17,22 @@ from . import workflow_api
 
 SEED_INPUTS = ("seed", "noise_seed")
 PREVIEW = (8, 128)  # frames, pixels of --preview: a quick look, about two minutes on a laptop CPU
+# The nodes --frames/--size change: (the frame input, its range, the width/height range or None), as their
+# INPUT_TYPES declare them (nodes/i2v_nodes.py, nodes/video_nodes.py; ComfyUI's nodes.py, whose MAX_RESOLUTION
+# is 16384 since 2024 and was 8192 before: an older ComfyUI's own check refuses the sizes in between)
+RESIZED = {"EmptyLatentImage": ("batch_size", (1, 4096), (16, 16384)),
+           "ALCM_ImageToVideo": ("frames", (1, 64), (16, 2048)),
+           "ALCM_LoadVideo": ("frame_cap", (0, 100000), None)}
+NODE_NAMES = {"EmptyLatentImage": "Empty Latent Image", "ALCM_ImageToVideo": "AnimateLCM Image to Video",
+              "ALCM_LoadVideo": "Load Video (AnimateLCM)"}
 
 
 class JobError(ValueError):
     """A workflow, override or job file that cannot be used; the message names it and the fix."""
+
+
+class ManifestNotWritten(OSError):
+    """The manifest could not be written after a job; the message names the job's outputs, which are kept."""
 
 
 @dataclass
@@ -35,23 +48,38 @@ class Job:
     overrides: dict = field(default_factory=dict)
 
 
-def load_workflow(path, catalog):
-    """A workflow JSON in either format: UI (as the frontend saves it) or API (as /prompt takes it)."""
+def read_workflow(path):
+    """The JSON of a workflow file in either format, checked for its shape (no ComfyUI needed)."""
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise JobError(f"cannot read the workflow {path}: {error}") from error
     if isinstance(data, dict) and "prompt" in data and isinstance(data["prompt"], dict) and "nodes" not in data:
         data = data["prompt"]  # a saved /prompt request body
-    if isinstance(data, dict) and isinstance(data.get("nodes"), list):
-        prompt = workflow_api.to_api(data, catalog)
-        titles = {str(n["id"]): n.get("title") for n in data["nodes"]}
-    elif isinstance(data, dict) and data and all(isinstance(n, dict) and "class_type" in n for n in data.values()):
-        prompt = {str(k): {"class_type": n["class_type"], "inputs": dict(n.get("inputs", {}))} for k, n in data.items()}
-        titles = {str(k): (n.get("_meta") or {}).get("title") for k, n in data.items()}
-    else:
+    is_ui = isinstance(data, dict) and isinstance(data.get("nodes"), list)
+    is_api = isinstance(data, dict) and data and all(isinstance(n, dict) and "class_type" in n for n in data.values())
+    if not (is_ui or is_api):
         raise JobError(f"{path} is not a ComfyUI workflow: neither UI format (a 'nodes' list) nor API format "
                        "({id: {class_type, inputs}}); save it from ComfyUI with Save or Export (API)")
+    return data
+
+
+def node_types(data):
+    """The node types of a workflow's JSON (read_workflow's), in either format."""
+    if isinstance(data.get("nodes"), list):
+        return [n.get("type") for n in data["nodes"] if isinstance(n, dict)]
+    return [n["class_type"] for n in data.values()]
+
+
+def load_workflow(path, catalog):
+    """A workflow JSON in either format: UI (as the frontend saves it) or API (as /prompt takes it)."""
+    data = read_workflow(path)
+    if isinstance(data.get("nodes"), list):
+        prompt = workflow_api.to_api(data, catalog)
+        titles = {str(n["id"]): n.get("title") for n in data["nodes"]}
+    else:
+        prompt = {str(k): {"class_type": n["class_type"], "inputs": dict(n.get("inputs", {}))} for k, n in data.items()}
+        titles = {str(k): (n.get("_meta") or {}).get("title") for k, n in data.items()}
     for node_id, node in prompt.items():
         entry = catalog.get(node["class_type"]) if hasattr(catalog, "get") else None
         titles[node_id] = titles.get(node_id) or (entry or {}).get("display_name") or node["class_type"]
@@ -140,29 +168,40 @@ def apply_overrides(workflow, overrides, catalog):
 
 def resize(workflow, frames=None, size=None, preview=False):
     """Overrides that set the frames and size of every Empty Latent Image and AnimateLCM Image to Video
-    (and Load Video's frame cap)."""
+    (and Load Video's frame cap). check_resize has refused what the nodes would not take."""
     if preview:
-        frames, size = frames or PREVIEW[0], size or PREVIEW[1]
+        frames, size = PREVIEW[0] if frames is None else frames, PREVIEW[1] if size is None else size
     overrides = {}
     for node_id, node in workflow.prompt.items():
-        inputs = node["inputs"]
-        if node["class_type"] == "EmptyLatentImage":
-            if frames:
-                overrides[f"{node_id}.batch_size"] = frames
-            if size and all(isinstance(inputs.get(k), int) for k in ("width", "height")):
-                scale = size / max(inputs["width"], inputs["height"])
-                for k in ("width", "height"):  # ComfyUI wants multiples of 8, at least 16
-                    overrides[f"{node_id}.{k}"] = max(16, round(inputs[k] * scale / 8) * 8)
-        if node["class_type"] == "ALCM_ImageToVideo":  # it makes the video latent itself
-            if frames:
-                overrides[f"{node_id}.frames"] = frames
-            if size and all(isinstance(inputs.get(k), int) for k in ("width", "height")):
-                scale = size / max(inputs["width"], inputs["height"])
-                for k in ("width", "height"):
-                    overrides[f"{node_id}.{k}"] = max(16, round(inputs[k] * scale / 8) * 8)
-        if node["class_type"] == "ALCM_LoadVideo" and frames:
-            overrides[f"{node_id}.frame_cap"] = frames
+        if node["class_type"] not in RESIZED:
+            continue
+        inputs, (frames_input, _, size_range) = node["inputs"], RESIZED[node["class_type"]]
+        if frames is not None:
+            overrides[f"{node_id}.{frames_input}"] = frames
+        if size is not None and size_range and all(isinstance(inputs.get(k), int) for k in ("width", "height")):
+            scale = size / max(inputs["width"], inputs["height"])
+            for k in ("width", "height"):  # multiples of 8, never under the node's minimum
+                overrides[f"{node_id}.{k}"] = max(size_range[0], round(inputs[k] * scale / 8) * 8)
     return overrides
+
+
+def check_resize(types, frames=None, size=None, preview=False):
+    """Refuse --frames and --size that a resized node of the workflow (its `types`) would not take; they
+    are judged before ComfyUI starts, so the ranges are RESIZED's (a test holds them to the nodes')."""
+    if preview:
+        frames, size = PREVIEW[0] if frames is None else frames, PREVIEW[1] if size is None else size
+    present = [t for t in RESIZED if t in types]
+    for option, value, index, unit in (("--frames", frames, 1, "frames"), ("--size", size, 2, "pixels")):
+        if value is None:
+            continue
+        if value < 1:
+            raise JobError(f"{option} {value}: give a positive number of {unit} (e.g. {option} "
+                           f"{PREVIEW[index - 1]}), or leave it out to keep the workflow's")
+        for class_type in present:
+            low, high = RESIZED[class_type][index] or (value, value)
+            if not low <= value <= high:
+                raise JobError(f"{option} {value}: the workflow's {NODE_NAMES[class_type]} takes {low} to {high} "
+                               f"{unit}: give a {option} in that range")
 
 
 def seeds(prompt):
@@ -181,11 +220,11 @@ def read_jobs(path):
     path = Path(path)
     try:
         text = path.read_text()
-    except OSError as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise JobError(f"cannot read the job file {path}: {error}") from error
     rows = []
     if path.suffix.lower() == ".csv":
-        for row in csv.DictReader(text.splitlines()):
+        for row in csv.DictReader(text.splitlines(keepends=True)):  # keepends: a quoted value may hold newlines
             rows.append((f"row {len(rows) + 2}", {k.strip(): v for k, v in row.items() if k and v not in (None, "")}))
     else:
         for number, line in enumerate(text.splitlines(), 1):
@@ -215,24 +254,36 @@ def read_jobs(path):
     return jobs
 
 
+def manifest_path(manifest, jobs_file):
+    """--manifest, else <jobs file>.manifest.json beside a job file, else none (one run)."""
+    return manifest or (jobs_file.with_name(jobs_file.stem + ".manifest.json") if jobs_file else None)
+
+
 class Manifest:
     """Results by job key, rewritten whole (atomically) after every job, so a killed batch keeps what it did."""
 
     def __init__(self, path, workflow_path):
         self.path = Path(path) if path else None
         self.data = {"workflow": str(workflow_path), "jobs": {}}
+        self.unwritten = []  # keys of jobs recorded while the file could not be written
         if self.path and self.path.exists():
             try:
                 self.data = json.loads(self.path.read_text())
-            except json.JSONDecodeError as error:
-                raise JobError(f"the manifest {self.path} is not JSON ({error}): move it away to start over") from error
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise JobError(f"cannot read the manifest {self.path} ({error}): move it away to start over, "
+                               "or give another --manifest") from error
+            jobs = self.data.get("jobs") if isinstance(self.data, dict) else None
+            if not isinstance(jobs, dict) or not all(isinstance(entry, dict) for entry in jobs.values()):
+                raise JobError(f"{self.path} is not a manifest of this renderer (an object whose \"jobs\" maps job "
+                               "ids to results): move it away to start over, or give another --manifest")
 
     def done(self, job):
         entry = self.data["jobs"].get(job.key)
         return bool(entry) and entry.get("status") == "done" and entry.get("overrides") == job.overrides
 
     def record(self, job, status, outputs=(), seed=None, seconds=None, graph_seconds=None, error=None, worker=None):
-        """`seconds`: the job's time in the renderer, from its start to now; `graph_seconds`: the executor's."""
+        """`seconds`: the job's time in the renderer, from its start to now; `graph_seconds`: the executor's.
+        Raises ManifestNotWritten (the entry is kept here, and written with the next one that succeeds)."""
         now = time.time()
         entry = {"status": status, "overrides": job.overrides, "outputs": [str(p) for p in outputs], "seed": seed,
                  "seconds": None if seconds is None else round(seconds, 3),
@@ -243,8 +294,24 @@ class Manifest:
             entry["worker"] = worker
         self.data["jobs"][job.key] = entry
         if self.path:
+            try:
+                self._write()
+            except OSError as failure:
+                self.unwritten.append(job.key)
+                raise ManifestNotWritten(
+                    f"job {job.key} {'is done' if status == 'done' else 'failed'}, but the manifest {self.path} "
+                    f"could not be written ({failure}); "
+                    + (f"its outputs are kept: {', '.join(entry['outputs'])}" if entry["outputs"] else
+                       "it has no outputs")) from failure
+            self.unwritten.clear()  # the file holds every entry now
+        return entry
+
+    def _write(self):
+        partial = self.path.with_name(self.path.name + ".partial")
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.path.with_name(self.path.name + ".partial")
             partial.write_text(json.dumps(self.data, indent=2))
             os.replace(partial, self.path)
-        return entry
+        finally:  # a failed replace, or Ctrl-C between the two steps, leaves no half-made file
+            with contextlib.suppress(OSError):
+                partial.unlink()

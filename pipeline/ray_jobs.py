@@ -9,7 +9,9 @@ Ray is imported only here, and only when --ray is used.
 """
 import collections
 import logging
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -67,7 +69,11 @@ class RayRunner:
             ray.cloudpickle.register_pickle_by_value(module)
         self.ray = ray
         if not ray.is_initialized():
+            on_sigterm = signal.getsignal(signal.SIGTERM)
             ray.init(address=args.ray or None, log_to_driver=args.verbose, logging_level=logging.WARNING)
+            if on_sigterm is not None and threading.current_thread() is threading.main_thread():
+                # ray.init made SIGTERM exit at once; the renderer's handler stops as Ctrl-C does
+                signal.signal(signal.SIGTERM, on_sigterm)
         gpus = int(ray.cluster_resources().get("GPU", 0))
         self.workers_wanted = args.workers or gpus or 2
         self.actor_class = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1, max_restarts=0)(ComfyUIWorker)
@@ -82,7 +88,7 @@ class RayRunner:
         return self.actor_class.remote(*self.boot)
 
     def run_jobs(self, workflow, base, todo, manifest, args):
-        from .cli import Progress, _seed, prepare
+        from .cli import Progress, _seed, prepare, record
         ray = self.ray
         progress = Progress(len(todo), args.quiet)
         failed, queue, running = [], collections.deque(), {}
@@ -90,9 +96,9 @@ class RayRunner:
             try:
                 queue.append((job, prepare(workflow, base, job, self.catalog), 0))
             except jobs.JobError as error:
-                manifest.record(job, "failed", error=str(error))
+                record(manifest, job, "failed", error=str(error))
                 failed.append(job)
-                progress.overall.update(1)
+                progress.finish()
         idle = list(self.actors)
         try:
             while queue or running:
@@ -120,15 +126,21 @@ class RayRunner:
                     idle.append(actor)
                 seconds = time.perf_counter() - started
                 if result["status"] == "done":
-                    outputs = [write_unique(self.output_dir / relative, data) for relative, data in result["outputs"]]
-                    manifest.record(job, "done", outputs, _seed(prompt), seconds, result["graph_seconds"],
-                                    worker=result["worker"])
+                    try:
+                        outputs = [write_unique(self.output_dir / relative, data)
+                                   for relative, data in result["outputs"]]
+                    except OSError as error:  # the output folder: this job fails, the batch goes on
+                        result = {"status": "failed", "worker": result["worker"],
+                                  "error": f"its outputs could not be written into {self.output_dir} ({error})"}
+                if result["status"] == "done":
+                    record(manifest, job, "done", outputs, _seed(prompt), seconds, result["graph_seconds"],
+                           worker=result["worker"])
                     for path in outputs:
                         log.info("job %s wrote %s", job.key, path)
                 else:
-                    manifest.record(job, "failed", error=result["error"], seconds=seconds, worker=result.get("worker"))
+                    record(manifest, job, "failed", error=result["error"], seconds=seconds, worker=result.get("worker"))
                     failed.append(job)
-                progress.overall.update(1)
+                progress.finish()
         finally:
             progress.close()
         return failed

