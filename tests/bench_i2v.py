@@ -73,6 +73,7 @@ def main():
                 render(patched, latent)
                 times[name].append(time.perf_counter() - start)
             peaks[name].append(rss.peak)
+            print(f"{name}: {times[name][-1]:.2f} s", flush=True)  # as it goes: a long run stopped early still tells
     # the encoder's own cost, timed alone (the render-vs-render difference drowns in a busy machine's noise)
     wrapper = i2v.model_options["model_function_wrapper"]
     encoder_times = []
