@@ -13,6 +13,7 @@ NODE_MODULES = {  # module: what it holds, in the words of the node menu
     "motion_lora_nodes": "Load Motion LoRA (AnimateLCM)",
     "context_nodes": "the long-video nodes (Context Windows, Extend Frame Positions)",
     "sampler_nodes": "the AnimateLCM sampler nodes",
+    "prompt_nodes": "Prompt Schedule (AnimateLCM)",
     "freeinit_nodes": "FreeInit Options (AnimateLCM)",
     "lora_nodes": "the LoRA nodes",
     "video_nodes": "Save Video and Load Video (AnimateLCM)",

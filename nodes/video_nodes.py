@@ -1,4 +1,4 @@
-"""Video nodes: save IMAGE frames as a video file (workflow embedded), and load a video as frames."""
+"""Video nodes: save IMAGE frames and sound as a video file (workflow embedded); load a video as frames and sound."""
 import logging
 import os
 
@@ -6,6 +6,7 @@ import comfy.utils
 import folder_paths
 from comfy.cli_args import args
 
+from ..video.audio import check_audio, load_audio
 from ..video.decode import load_video, load_video_latent
 from ..video.encode import check_prefix, save_video
 from ..video.errors import VideoFileError
@@ -53,6 +54,12 @@ class SaveVideo:
                                                  "are decoded a few frames at a time straight into the file, so the "
                                                  "whole video never sits in RAM as IMAGE. Needs vae."}),
                 "vae": ("VAE", {"tooltip": "The VAE that decodes `latent` (the checkpoint's)."}),
+                "audio": ("AUDIO", {"tooltip": "Sound to put under the video (Load Video's audio, Load Audio, any "
+                                               "AUDIO): mp4 gets AAC, webm Opus. It starts with the first frame and is "
+                                               "cut, or padded with silence, to the video's length (frames ÷ "
+                                               "frame_rate; with pingpong, the whole forward-and-back video: the sound "
+                                               "plays once, forward). webp, apng and gif hold no sound: they are "
+                                               "saved without it, with a warning."}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
@@ -63,11 +70,20 @@ class SaveVideo:
     CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Saves the frames as a video in the output folder, writing one frame at a time, and shows it in "
                    "the node. The prompt and workflow are embedded (webp, webm, apng, mp4; gif: a .json file beside "
-                   "it, which ComfyUI also loads), so dropping the file on ComfyUI restores the graph.")
+                   "it, which ComfyUI also loads), so dropping the file on ComfyUI restores the graph. mp4 and webm "
+                   "also carry the sound connected to audio.")
 
     def save(self, images=None, filename_prefix="AnimateLCM/video", format="webp", frame_rate=8.0, loop_count=0,
-             pingpong=False, quality=90, latent=None, vae=None, prompt=None, extra_pnginfo=None):
+             pingpong=False, quality=90, latent=None, vae=None, audio=None, prompt=None, extra_pnginfo=None):
         require_finite("Save Video (AnimateLCM)", frame_rate=frame_rate)
+        warnings = []
+        if audio is not None:
+            check_audio(audio, "Save Video (AnimateLCM)")
+            if FORMATS[format].audio is None:
+                warnings.append(f"Save Video: {format} cannot hold sound, so the video was saved without its audio. "
+                                "Pick mp4 or webm to keep it.")
+                log.warning("%s", warnings[-1])
+                audio = None
         images = frames_to_save(images, latent, vae)
         output_dir = folder_paths.get_output_directory()
         check_prefix(filename_prefix, output_dir)
@@ -78,14 +94,15 @@ class SaveVideo:
         metadata = None if args.disable_metadata else {"prompt": prompt, **(extra_pnginfo or {})}
         progress_bar = comfy.utils.ProgressBar(images.shape[0])
         saved = save_video(images, os.path.join(folder, file), format, frame_rate, loop_count, pingpong, quality,
-                           metadata, progress=lambda done, total: progress_bar.update_absolute(done, total))
+                           metadata, progress=lambda done, total: progress_bar.update_absolute(done, total),
+                           audio=audio)
         log.info("saved %d frames to %s%s", saved.frame_count, saved.path,
                  f" (workflow in {saved.sidecar})" if saved.sidecar else "")
         # What core SaveWEBM / SaveVideo return. With "animated", the frontend shows a .webp or .png as an
         # image and anything else in a <video> (1.32.9: useNodeVideo), which cannot play a GIF: a GIF
         # goes without it, into an <img>, which plays it.
-        return {"ui": {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}],
-                       "animated": (format != "gif",)}}
+        ui = {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}], "animated": (format != "gif",)}
+        return {"ui": {**ui, "animatelcm_warnings": warnings} if warnings else ui}
 
 
 class LoadVideo:
@@ -114,18 +131,23 @@ class LoadVideo:
                                        "frames output is then only the first frame)."}),
         }, "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"}}
 
-    RETURN_TYPES = ("IMAGE", "INT", "FLOAT", "LATENT")
-    RETURN_NAMES = ("frames", "frame_count", "fps", "latent")
+    # new outputs go at the end: saved workflows link outputs by position
+    RETURN_TYPES = ("IMAGE", "INT", "FLOAT", "LATENT", "AUDIO")
+    RETURN_NAMES = ("frames", "frame_count", "fps", "latent", "audio")
     RETURN_LATENT = RETURN_NAMES.index("latent")
     OUTPUT_TOOLTIPS = ("The frames as an IMAGE batch (VAE Encode turns it into latents for video-to-video); with a "
                        "vae connected, only the first frame.",
                        "How many frames were loaded.",
                        "The frame rate of the loaded frames (the file's, divided by select_every_nth).",
-                       "With a vae connected: the video's latents, ready for the sampler (video-to-video).")
+                       "With a vae connected: the video's latents, ready for the sampler (video-to-video).",
+                       "The video's sound over exactly the loaded frames (from skip_first_frames, for frame_count ÷ "
+                       "fps seconds), at the file's sample rate and channels; silence (mono, 44.1 kHz) for a video "
+                       "without sound. Connect it to Save Video's audio to keep it.")
     FUNCTION = "load"
     CATEGORY = "AnimateLCM"
-    DESCRIPTION = ("Loads a video from the input folder as IMAGE frames, one frame at a time into one tensor; a video "
-                   "that would not fit in the free RAM is refused before decoding, with the numbers.")
+    DESCRIPTION = ("Loads a video from the input folder as IMAGE frames, one frame at a time into one tensor, and its "
+                   "sound over those frames as AUDIO; a video that would not fit in the free RAM is refused before "
+                   "decoding, with the numbers. A damaged sound stream is reported and the frames still load.")
 
     def load(self, video, frame_cap, skip_first_frames, select_every_nth, resize_to_multiple_of_8, vae=None,
              prompt=None, unique_id=None):
@@ -137,11 +159,19 @@ class LoadVideo:
         progress_bar = comfy.utils.ProgressBar(max(1, frame_cap))
         options = (frame_cap, skip_first_frames, select_every_nth, 8 if resize_to_multiple_of_8 else None)
         progress = lambda done, total: progress_bar.update_absolute(done, total)  # noqa: E731
+        path = _video_path(video)
         if vae is None:
-            frames, fps = load_video(_video_path(video), *options, progress=progress)
-            return (frames, frames.shape[0], fps, None)
-        samples, first_frame, fps = load_video_latent(_video_path(video), vae, *options, progress=progress)
-        return (first_frame, samples.shape[0], fps, {"samples": samples})
+            frames, fps = load_video(path, *options, progress=progress)
+            result = (frames, frames.shape[0], fps, None)
+        else:
+            samples, first_frame, fps = load_video_latent(path, vae, *options, progress=progress)
+            result = (first_frame, samples.shape[0], fps, {"samples": samples})
+        # the frames' span of the file: from frame skip_first_frames at the file's rate, as long as they play
+        audio, problem = load_audio(path, skip_first_frames / (fps * select_every_nth), result[1] / fps)
+        if problem is None:
+            return (*result, audio)
+        log.warning("%s", problem)
+        return {"result": (*result, audio), "ui": {"animatelcm_warnings": [problem]}}
 
     @classmethod
     def IS_CHANGED(cls, video, **kwargs):

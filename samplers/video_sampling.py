@@ -24,9 +24,23 @@ def sampling_for(model, mode="auto"):
     return AnimateLCMSampling(**settings)
 
 
+def require_frames_of(latent_frames, **conditionings):
+    """Refuse a CONDITIONING whose rows are neither one prompt (1) nor one per frame: ComfyUI would tile a
+    shorter one over the batch and cut a longer one (comfy.utils.repeat_to_batch_size), without a word."""
+    for name, conditioning in conditionings.items():
+        for cond, _ in conditioning:
+            if cond.shape[0] not in (1, latent_frames):
+                raise ValueError(
+                    f"AnimateLCM Sampler: '{name}' holds conditioning for {cond.shape[0]} frames, but latent_image has "
+                    f"{latent_frames} frames. Give both the same frame count: connect the same LATENT to the Prompt "
+                    f"Schedule's 'latent' input (or set its frames to {latent_frames}), or use one prompt for every "
+                    "frame (CLIP Text Encode).")
+
+
 def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.0, mode="auto", freeinit=None):
     """LATENT in, LATENT out: the official schedule for `steps`, the consistency sampler, ComfyUI's CFG;
     with `freeinit` (a samplers.freeinit.FreeInit), that many passes with FreeInit's noise between them."""
+    require_frames_of(latent["samples"].shape[0], positive=positive, negative=negative)
     sampling = sampling_for(model, mode)
     model = patch_model(model, sampling)
     sigmas = sampling.sigmas_for(steps, denoise)

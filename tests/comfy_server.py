@@ -27,7 +27,7 @@ def _free_port():
 
 
 class ComfyServer:
-    def __init__(self, comfyui_path, base_dir):
+    def __init__(self, comfyui_path, base_dir, front_end_root=None):
         self.base = Path(base_dir)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -40,6 +40,8 @@ class ComfyServer:
         command = [sys.executable, str(Path(comfyui_path) / "main.py"), "--cpu", "--listen", "127.0.0.1",
                    "--port", str(self.port), "--base-directory", str(self.base), "--disable-auto-launch",
                    "--database-url", f"sqlite:///{self.base / 'user' / 'comfyui.db'}"]
+        if front_end_root:  # another frontend than the one ComfyUI pins (its static folder), as users update it
+            command += ["--front-end-root", str(front_end_root)]
         # glibc returns freed blocks of 1 MB and more to the OS at once (the default keeps up to 32 MB blocks
         # in the heap): a UNet's weights, freed when the test unloads a workflow's models, leave the
         # server instead of staying resident beside the next workflow's

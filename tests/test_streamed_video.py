@@ -53,6 +53,23 @@ def test_streamed_save_writes_the_frames_of_decode_then_save(pack, host, vae, pi
     assert streamed["ui"]["animated"] == (True,)  # the node previews its file as with images
 
 
+def test_streamed_save_carries_the_sound(pack, host, vae):
+    """LATENT + VAE with audio: the frames decoded a chunk at a time, the sound written beside them (issue 22)."""
+    import av
+    node = pack.nodes.video_nodes.SaveVideo()
+    rate = 16000
+    sound = torch.sin(torch.arange(3 * rate) / rate * 2 * torch.pi * 440)
+    audio = {"waveform": sound.expand(1, 1, -1), "sample_rate": rate}  # 3 s under a 19-frame (2.375 s) video
+    with torch.inference_mode():
+        result = node.save(filename_prefix="long/sound", format="mp4", frame_rate=8.0, loop_count=0, pingpong=False,
+                           quality=90, latent={"samples": latents(19, seed=4)}, vae=vae, audio=audio)
+    entry = result["ui"]["images"][0]
+    with av.open(str(host.output_dir / entry["subfolder"] / entry["filename"])) as container:
+        samples = sum(frame.samples for frame in container.decode(container.streams.audio[0]))
+    assert abs(samples / rate - 19 / 8) <= 1 / 8  # cut to the video's length, to one frame
+    assert saved_frames(pack, host, result).shape == (19, 64, 64, 3)
+
+
 def test_save_video_says_what_to_connect(pack, vae):
     node = pack.nodes.video_nodes.SaveVideo()
     options = {"format": "webp", "frame_rate": 8.0, "loop_count": 0, "pingpong": False, "quality": 90}
@@ -73,13 +90,13 @@ def test_streamed_load_gives_the_latents_of_load_then_encode(pack, host, vae):
     load = pack.nodes.video_nodes.LoadVideo()
     options = {"frame_cap": 0, "skip_first_frames": 1, "select_every_nth": 1, "resize_to_multiple_of_8": True}
     with torch.inference_mode():
-        images, count, fps, nothing = load.load("long_input.png", **options)
+        images, count, fps, nothing, _ = load.load("long_input.png", **options)
         # ComfyUI's VAE encode samples the posterior from torch's global generator (older versions): the same
         # seed before each gives the same draws, chunk after chunk, as one draw for the whole batch
         torch.manual_seed(3)
         expected = nodes.VAEEncode().encode(vae, images)[0]["samples"]
         torch.manual_seed(3)
-        first, streamed_count, streamed_fps, latent = load.load("long_input.png", vae=vae, **options)
+        first, streamed_count, streamed_fps, latent, _ = load.load("long_input.png", vae=vae, **options)
     assert nothing is None and count == streamed_count == 20 and fps == streamed_fps
     assert latent["samples"].shape == expected.shape == (20, 4, 8, 8)
     torch.testing.assert_close(latent["samples"], expected, atol=1e-5, rtol=1e-5)

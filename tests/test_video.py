@@ -169,6 +169,21 @@ def test_workflow_reads_back_as_the_frontend_reads_it(video, tmp_path, format_na
     assert FRONTEND[format_name](path.read_bytes()) == METADATA
 
 
+@pytest.mark.parametrize("format_name", ["mp4", "webm"])
+def test_workflow_reads_back_from_a_video_with_sound(video, tmp_path, format_name):
+    """A sound track beside the frames leaves the prompt and workflow where the frontend reads them (issue 22)."""
+    import av
+    sound = {"waveform": torch.sin(torch.arange(16000) / 16000 * 2 * math.pi * 440).expand(1, 2, -1),
+             "sample_rate": 16000}
+    path, _ = save(video, tmp_path, format_name, metadata=METADATA, audio=sound)
+    data = path.read_bytes()
+    assert FRONTEND[format_name](data) == METADATA
+    if format_name == "webm":  # the tags still come before the first Cluster
+        assert 0 < data.index(b"\x67\xc8") < data.index(b"\x1f\x43\xb6\x75")
+    with av.open(str(path)) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+
+
 def test_metadata_sits_where_the_frontend_reads_first(video, tmp_path):
     """WebM: the tags before the first Cluster (the frontend reads 2 MiB); MP4: moov, which holds them,
     before the media data (newer frontends read 64 MiB)."""
@@ -275,8 +290,9 @@ def test_bad_video_files_are_named_in_the_error(pack, host):
              "'eight.webm' has 8 frames, and skip_first_frames=8 skips them all")):
         with pytest.raises(pack.video.errors.VideoFileError, match=message):
             load_node(pack, name, **options)
-    frames, count, fps, latent = load_node(pack, "eight.webm", skip_first_frames=1, select_every_nth=2)
+    frames, count, fps, latent, audio = load_node(pack, "eight.webm", skip_first_frames=1, select_every_nth=2)
     assert frames.shape == (4, SIZE, SIZE, 3) and count == 4 and fps == pytest.approx(FPS / 2) and latent is None
+    assert audio["waveform"].shape == (1, 1, 44100) and not audio["waveform"].any()  # no sound: 1 s of silence
     node = pack.nodes.video_nodes.LoadVideo
     assert "is not in the input folder" in node.VALIDATE_INPUTS("missing.mp4")
     assert "points outside" in node.VALIDATE_INPUTS("../eight.webm")

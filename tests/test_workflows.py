@@ -51,6 +51,15 @@ def test_t2v_converts_to_the_expected_prompt(host, workflow_api):
                     "loop_count": 0, "pingpong": False, "quality": 90}
 
 
+def test_v2v_keeps_the_sources_sound_and_frame_rate(host, workflow_api):
+    """Load Video's audio goes into Save Video, which writes mp4 (AAC) at the source's frame rate, so the
+    sound stays in step with the frames (issue 22)."""
+    prompt = workflow_api.to_api(load(WORKFLOW_DIR / "animatelcm_v2v.json"))
+    [load_id] = [i for i, node in prompt.items() if node["class_type"] == "ALCM_LoadVideo"]
+    [save] = [node["inputs"] for node in prompt.values() if node["class_type"] == "ALCM_SaveVideo"]
+    assert (save["audio"], save["frame_rate"], save["format"]) == ([load_id, 4], [load_id, 2], "mp4")
+
+
 # The official AnimateLCM recipe (github G-U-N/AnimateLCM, animatelcm_sd15/), per motion module: what every
 # shipped workflow sampling with that module must carry. Each value: (value, where it comes from).
 RECIPE = {

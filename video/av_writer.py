@@ -5,7 +5,8 @@ The prompt and workflow are container metadata: FFmpeg's Matroska muxer writes t
 the MP4 muxer writes them as QuickTime 'mdta' keys with `use_metadata_tags`, and `faststart` moves
 that header to the front of the file, inside the first 64 MiB the newest frontends read (and so
 browsers start playing before the download ends). 4:2:0 chroma needs even sizes, so an odd width
-or height loses its last pixel.
+or height loses its last pixel. A sound track (audio.py) goes beside the frames: after each frame,
+the sound up to that frame's end.
 """
 import contextlib
 import logging
@@ -15,7 +16,9 @@ import av
 from av.error import FFmpegError
 import numpy as np
 
+from .audio import AudioTrack
 from .errors import VideoFormatError
+from .formats import FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ CODECS = {
 
 
 class AVWriter:
-    def __init__(self, path, format_name, width, height, fps, texts):
+    def __init__(self, path, format_name, width, height, fps, texts, audio=None, frame_count=0):
         encoder, container_format, options = CODECS[format_name]
         try:
             av.codec.Codec(encoder, "w")
@@ -50,9 +53,13 @@ class AVWriter:
         try:
             for key, text in texts.items():
                 self.container.metadata[key] = text
-            self.stream = self.container.add_stream(encoder, rate=Fraction(round(fps * 1000), 1000))
+            self.rate = Fraction(round(fps * 1000), 1000)
+            self.stream = self.container.add_stream(encoder, rate=self.rate)
             self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
             self.stream.options = options
+            self.frames = 0
+            self.sound = None if audio is None else AudioTrack(self.container, FORMATS[format_name].audio, audio,
+                                                               frame_count / self.rate)
         except BaseException:
             self.container.close()
             raise
@@ -62,8 +69,13 @@ class AVWriter:
             frame = np.ascontiguousarray(frame[:self.height, :self.width])
         picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
         self.container.mux(self.stream.encode(picture))  # the encoder converts to yuv420p
+        self.frames += 1
+        if self.sound is not None:
+            self.sound.write_until(self.frames / self.rate)
 
     def close(self):
+        if self.sound is not None:
+            self.sound.close()
         self.container.mux(self.stream.encode(None))  # flush the frames the encoder holds back
         self.container.close()
 

@@ -41,16 +41,20 @@ def check_prefix(prefix, output_dir):
 
 
 def save_video(images, path, format_name, fps, loop_count=0, pingpong=False, quality=90, metadata=None,
-               progress=None):
+               progress=None, audio=None):
     """Write IMAGE frames ([N, H, W, C] float 0-1) to `path` in FORMATS[format_name].
 
     metadata: {"prompt": ..., "workflow": ...} to embed (None: none). progress(done, total) is
-    called after each frame.
+    called after each frame. audio: an AUDIO (checked by audio.check_audio) laid under the video from
+    its first frame, cut or padded with silence to the frames written (pingpong: to the way back too);
+    only for formats whose FORMATS entry names a sound encoder.
     """
     if images.shape[0] == 0:
         raise VideoFormatError("there are no frames to save (the IMAGE batch is empty).")
     if format_name not in FORMATS:
         raise VideoFormatError(f"unknown video format '{format_name}': pick one of {', '.join(FORMATS)}.")
+    if audio is not None and FORMATS[format_name].audio is None:
+        raise VideoFormatError(f"{format_name} holds no sound: pick mp4 or webm for a video with audio.")
     order = play_order(images.shape[0], pingpong)
     texts = json_texts(metadata)
     # short, so any name that fits the folder fits this one too (issue 15: long prefixes)
@@ -58,7 +62,7 @@ def save_video(images, path, format_name, fps, loop_count=0, pingpong=False, qua
     writer = None
     try:
         writer = _open(format_name, partial, images.shape[2], images.shape[1], len(order), fps, loop_count,
-                       quality, texts)
+                       quality, texts, audio)
         for done, index in enumerate(order, start=1):
             writer.write(frame_uint8(images, index))  # the only converted copy: one frame
             if progress is not None:
@@ -75,11 +79,11 @@ def save_video(images, path, format_name, fps, loop_count=0, pingpong=False, qua
     return SavedVideo(path, len(order), sidecar)
 
 
-def _open(format_name, path, width, height, frame_count, fps, loop_count, quality, texts):
+def _open(format_name, path, width, height, frame_count, fps, loop_count, quality, texts, audio):
     if format_name == "webp":
         return WebPWriter(path, width, height, frame_count, fps, loop_count, quality, exif=webp_exif(texts))
     if format_name == "gif":
         return GifWriter(path, width, height, frame_count, fps, loop_count)
     if format_name == "apng":
         return ApngWriter(path, width, height, frame_count, fps, loop_count, text=texts)
-    return AVWriter(path, format_name, width, height, fps, texts)
+    return AVWriter(path, format_name, width, height, fps, texts, audio, frame_count)

@@ -15,3 +15,7 @@ class VideoFormatError(VideoError):
 
 class OutputPathError(VideoError):
     """The filename prefix is empty, holds a NUL, or would put the file outside the output folder."""
+
+
+class AudioInputError(VideoError):
+    """An AUDIO input that cannot be written (NaN/inf samples, no channel, a sample rate that is no rate)."""

@@ -12,15 +12,16 @@ class VideoFormat:
     extension: str
     reader: str  # "pillow" (animated images) or "av" (FFmpeg containers, through PyAV)
     workflow: str  # where the prompt and workflow go
+    audio: str = None  # the sound encoder (PyAV), None: the format holds no sound
 
 
 FORMATS = {
     "webp": VideoFormat(".webp", "pillow", "embedded (EXIF, as core Save Animated WEBP)"),
-    "webm": VideoFormat(".webm", "av", "embedded (Matroska tags)"),
+    "webm": VideoFormat(".webm", "av", "embedded (Matroska tags)", audio="libopus"),
     # APNG keeps .png: browsers and the ComfyUI frontend read the workflow from .png files only
     "apng": VideoFormat(".png", "pillow", "embedded (PNG text chunks)"),
     "gif": VideoFormat(".gif", "pillow", "a .json file beside it"),
-    "mp4": VideoFormat(".mp4", "av", "embedded (QuickTime metadata)"),
+    "mp4": VideoFormat(".mp4", "av", "embedded (QuickTime metadata)", audio="aac"),
 }
 # Containers other programs write that Load Video reads as well.
 OTHER_READERS = {".mkv": "av", ".mov": "av", ".avi": "av", ".m4v": "av", ".apng": "pillow"}
