@@ -355,8 +355,10 @@ def _main(args):
 
 def _self_check(args):
     """The self-check in the ComfyUI the renderer would render in (its device, unless --cpu)."""
+    scratch = tempfile.mkdtemp(prefix="animatelcm-selfcheck-")  # nothing is written into the user's folders
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     try:
-        pack = start_comfyui(args.comfyui, args.cpu, verbose=args.verbose)
+        pack = start_comfyui(args.comfyui, args.cpu, Path(scratch) / "output", Path(scratch) / "input", args.verbose)
     except ComfyUINotFound as error:
         print(f"!! {error}", file=sys.stderr)
         return 2
