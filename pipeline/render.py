@@ -2,6 +2,7 @@
 
     python pipeline/render.py WORKFLOW.json [--set "KSampler.seed=5"] [--jobs jobs.jsonl] [--stand-ins]
     animatelcm-render WORKFLOW.json ...       (the console command of a pip install)
+    python pipeline/render.py --self-check    (the pack's paths against float64 references, in this ComfyUI)
 
 This file starts ComfyUI itself, so nothing of ComfyUI or of the pack is imported at its top: the
 ComfyUI checkout goes first on sys.path (it has a root `nodes.py` and a `tests` package, which the
