@@ -281,23 +281,25 @@ def image_to_video(graphs):
                                  model_link=("8", 0), latent_link=("8", 1), also=("8",))
     conditioned = outputs["8"][0]
     # the features: one per down level, in input blocks 2, 5, 8, 11
-    worst = 0.0
     encoder_weights = {k[len("img_encoder."):]: v for k, v in state_dict.items() if k.startswith("img_encoder.")}
     expected = oracles.image_encoder(encoder_weights, (reference * oracles.SD15_LATENT_SCALE).expand(frames, -1, -1, -1),
                                      motion_scale)
     layers = [_feature_layer(conditioned, f"diffusion_model.input_blocks.{i}", level)
               for level, i in enumerate(oracles.IMAGE_FEATURE_BLOCKS)]
     if any(layer is None for layer in layers):
-        worst = float("inf")  # a level's features are missing, or in another block
+        features_diff = float("inf")  # a level's features are missing, or in another block
     else:
         features = layers[0].conditioning.features(frames)
-        worst = max(_diff(f, e) for f, e in zip(features, expected))
+        features_diff = max(_diff(f, e) for f, e in zip(features, expected))
     noise, step_noise = oracles.seeded_noise(out.shape, SEED, steps)
     loop = oracles.official_loop(None, noise, step_noise, oracles.official_timesteps(steps, 200), 1.0,
                                  _analytic_eps(), beta_end=0.014)
     _unload()
-    return [Check("I2V (image encoder features, I2V schedule, 4 steps)",
-                  max(worst, _diff(out * oracles.SD15_LATENT_SCALE, loop)), _scaled(LOOP_TOLERANCE, loop))]
+    largest = max(e.abs().max() for e in expected)
+    return [Check("I2V image encoder (4 levels, into down blocks 2/5/8/11)", features_diff,
+                  _scaled(LAYER_TOLERANCE, largest)),
+            Check("I2V sampling (I2V schedule, 4 steps)", _diff(out * oracles.SD15_LATENT_SCALE, loop),
+                  _scaled(LOOP_TOLERANCE, loop))]
 
 
 def _feature_layer(model, path, level):

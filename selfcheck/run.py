@@ -5,6 +5,7 @@
 Each line: ok or FAIL, the path, its largest difference from the float64 reference and the tolerance,
 and the ComfyUI it ran in; then a summary with the total time.
 """
+import contextlib
 import logging
 import sys
 import tempfile
@@ -32,7 +33,7 @@ def run_paths(paths=PATHS, out=None, version=""):
     import torch
     checks = []
     with tempfile.TemporaryDirectory(prefix="animatelcm-selfcheck-") as work, Graphs(work) as graphs, \
-            torch.inference_mode(False):
+            torch.inference_mode(False), _full_float32():
         for path in paths:
             try:
                 results = path(graphs)
@@ -47,6 +48,19 @@ def run_paths(paths=PATHS, out=None, version=""):
                     print(line(check, version), file=out, flush=True)
             checks.extend(results)
     return checks
+
+
+@contextlib.contextmanager
+def _full_float32():
+    """TF32 off while the check runs: NVIDIA GPUs' TF32 products (cuDNN's convolutions use them by default) keep
+    10 bits of mantissa, and the tolerances are float32's."""
+    import torch
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _unload_quietly():

@@ -37,7 +37,7 @@ def test_every_path_agrees_with_its_reference(self_check, request):
     names = " ".join(checks)
     for path in ("schedule", "t2v", "v2v", "motion module AnimateLCM t2v", "AnimateDiff v1", "AnimateDiff v2",
                  "AnimateDiff v3", "diffusers MotionAdapter", "motion LoRA", "spatial LoRA", "Context Windows",
-                 "I2V", "video file"):
+                 "I2V image encoder", "I2V sampling", "video file"):
         assert path in names, path
     version = self_check.comfyui_version()
     assert all(line.endswith(version) for line in checks)
@@ -86,7 +86,7 @@ def test_the_command_runs_in_the_hosts_comfyui(host, tmp_path, request):
     lines = done.stdout.splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
     assert lines[0].startswith("AnimateLCM self-check in ComfyUI")
-    assert sum(line.startswith("ok   ") for line in lines) == 14, done.stdout
+    assert sum(line.startswith("ok   ") for line in lines) == 15, done.stdout  # 14 paths and the summary
     assert not any(line.startswith("FAIL") for line in lines)
     assert not list(cwd.iterdir()), "the self-check wrote into the working folder"
 
