@@ -5,6 +5,7 @@ difference from the oracle and the tolerance it must stay within (float32 agains
 """
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -322,7 +323,6 @@ def video_file(graphs):
     graphs.run({"1": graphs.source(frames, "IMAGE"),
                 "2": _node("ALCM_SaveVideo", images=["1", 0], filename_prefix=prefix, format="apng", frame_rate=8.0,
                            loop_count=0, pingpong=False, quality=90)}, [])
-    from pathlib import Path
     saved = sorted(p.name for p in Path(folder_paths.get_output_directory()).glob(prefix + "*"))
     if not saved:
         return [Check("video file (Save Video apng, Load Video)", float("inf"), PIXEL_TOLERANCE,
