@@ -5,6 +5,7 @@ loaded for the next job that asks for the same files, as it does between queued 
 """
 import asyncio
 import inspect
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -51,11 +52,22 @@ def validation_message(error, node_errors):
     return "\n  ".join(lines)
 
 
+SELF_CHECK_HINT = ("the error was raised inside ComfyUI's own code (comfy/): if ComfyUI was updated since the pack "
+                   "last worked, `python pipeline/render.py --self-check` tells in a minute whether the pack still "
+                   "makes the same video in it")
+
+
+def raised_in_comfyui(traceback_lines):
+    """Whether a formatted traceback (ComfyUI's execution_error message holds one) runs through comfy/*."""
+    return any(re.search(r'File "[^"]*[\\/]comfy[\\/]', frame) for frame in traceback_lines or [])
+
+
 def failure_message(status_messages):
     for event, data in status_messages:
         if event == "execution_error":
-            return (f"node {data.get('node_id')} ({data.get('node_type')}) raised "
-                    f"{data.get('exception_type')}: {str(data.get('exception_message', '')).strip()}")
+            message = (f"node {data.get('node_id')} ({data.get('node_type')}) raised "
+                       f"{data.get('exception_type')}: {str(data.get('exception_message', '')).strip()}")
+            return message + (f"\n  ({SELF_CHECK_HINT})" if raised_in_comfyui(data.get("traceback")) else "")
         if event == "execution_interrupted":
             return f"interrupted at node {data.get('node_id')} ({data.get('node_type')})"
     return "the prompt failed without an error message"

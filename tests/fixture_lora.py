@@ -8,53 +8,11 @@ kohya names each patched module by its diffusers path with dots as underscores:
 import torch
 from safetensors.torch import save_file
 
-SD15_CHANNELS = (320, 640, 1280)
+from fixture_selfcheck import models  # the generators are the self-check's (selfcheck/models.py)
 
-
-def unet_attentions(channels=SD15_CHANNELS):
-    """(diffusers attention block, channels) of SD1.5's 16 transformer blocks."""
-    c0, c1, c2 = channels
-    return ([(f"down_blocks_{i}_attentions_{j}", c) for i, c in enumerate(channels) for j in range(2)]
-            + [("mid_block_attentions_0", c2)]
-            + [(f"up_blocks_{i}_attentions_{j}", c) for i, c in ((1, c2), (2, c1), (3, c0)) for j in range(3)])
-
-
-def unet_modules(channels=SD15_CHANNELS, feed_forward=False):
-    """{kohya name: (in, out)} for the attention projections of every SD1.5 transformer block
-    (and, with feed_forward, its proj_in/proj_out convolutions and GEGLU feed-forward)."""
-    modules = {}
-    for block, c in unet_attentions(channels):
-        base = f"lora_unet_{block}_transformer_blocks_0"
-        if feed_forward:
-            modules[f"lora_unet_{block}_proj_in"] = (c, c, 1)
-            modules[f"lora_unet_{block}_proj_out"] = (c, c, 1)
-            modules[f"{base}_ff_net_0_proj"] = (c, 8 * c)
-            modules[f"{base}_ff_net_2"] = (4 * c, c)
-        for attn, kv in (("attn1", c), ("attn2", 768)):
-            modules[f"{base}_{attn}_to_q"] = (c, c)
-            modules[f"{base}_{attn}_to_k"] = (kv, c)
-            modules[f"{base}_{attn}_to_v"] = (kv, c)
-            modules[f"{base}_{attn}_to_out_0"] = (c, c)
-    return modules
-
-
-def text_encoder_modules():
-    return {f"lora_te_text_model_encoder_layers_{i}_self_attn_{p}": (768, 768)
-            for i in range(12) for p in ("q_proj", "k_proj", "v_proj", "out_proj")}
-
-
-def kohya_lora(rank=4, alpha=None, seed=0, text_encoder=True, dtype=torch.float16, channels=SD15_CHANNELS,
-               feed_forward=False):
-    generator = torch.Generator().manual_seed(seed)
-    modules = {**unet_modules(channels, feed_forward), **(text_encoder_modules() if text_encoder else {})}
-    sd = {}
-    for name, (fan_in, fan_out, *conv) in modules.items():
-        kernel = (1, 1) if conv else ()  # 1x1 convolutions keep their spatial dims in the LoRA
-        sd[f"{name}.lora_down.weight"] = (torch.randn(rank, fan_in, *kernel, generator=generator) * 0.1).to(dtype)
-        sd[f"{name}.lora_up.weight"] = (torch.randn(fan_out, rank, *kernel, generator=generator) * 0.1).to(dtype)
-        if alpha is not None:
-            sd[f"{name}.alpha"] = torch.tensor(float(alpha), dtype=dtype)
-    return sd
+SD15_CHANNELS = models.SD15_CHANNELS[:3]
+unet_attentions, unet_modules, text_encoder_modules = models.unet_attentions, models.unet_modules, models.text_encoder_modules
+kohya_lora = models.kohya_lora
 
 
 def write_kohya_lora(path, **kwargs):

@@ -6,6 +6,7 @@ from fixture_controlnet import tiny_controlnet
 from fixture_models import TINY_CHANNELS
 from fixture_motion import motion_state_dict, save_safetensors
 from fixture_sampling import one_step_sample
+from fixture_selfcheck import oracles
 
 pytestmark = pytest.mark.usefixtures("nothing_loaded")  # each test starts with no patched model loaded
 
@@ -50,8 +51,7 @@ def inputs(frames, seed=0):
     return torch.randn(frames, 4, 8, 8, generator=generator), torch.randn(frames, 77, 768, generator=generator)
 
 
-def bit_reversed(step):  # an independent h(step): the bits of a 64-bit step read backwards, over 2^64
-    return sum(((step >> bit) & 1) / 2 ** (bit + 1) for bit in range(64))
+bit_reversed = oracles.bit_reversed  # an independent h(step) (the self-check's oracle)
 
 
 # --- the windows -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import torch
 
 from fixture_models import TINY_CHANNELS, tiny_sd15_model
 from fixture_motion import motion_state_dict, save_safetensors
+from fixture_selfcheck import oracles
 
 
 @pytest.fixture(scope="module")
@@ -11,20 +12,8 @@ def noise(pack):
     return pack.samplers.noise
 
 
-def freenoise_in_place(noise, length, overlap, seed):
-    """FreeNoise as its paper and AnimateDiff-Evolved describe it, written independently: walk the
-    windows in order and overwrite the Δ frames after each window with a shuffle of its first Δ frames."""
-    noise = noise.clone()
-    frames, delta = noise.shape[0], length - overlap
-    generator = torch.Generator().manual_seed(seed)
-    start = 0
-    while start + length < frames:
-        place = start + length
-        count = min(delta, frames - place)
-        order = torch.randperm(count, generator=generator)
-        noise[place:place + count] = noise[start:start + count][order]
-        start += delta
-    return noise
+# FreeNoise as its paper and AnimateDiff-Evolved describe it, written independently (the self-check's oracle)
+freenoise_in_place = oracles.freenoise_in_place
 
 
 @pytest.mark.parametrize("frames,length,overlap,seed", [(40, 16, 4, 0), (64, 16, 4, 7), (37, 8, 2, 3),

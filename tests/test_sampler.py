@@ -6,16 +6,11 @@ import pytest
 import torch
 
 from fixture_models import tiny_sd15_model
-from fixture_sampling import conditioning, model_around
+from fixture_sampling import conditioning
+from fixture_selfcheck import models, oracles
 
-SD15_LATENT_SCALE = 0.18215  # ComfyUI's LATENT holds unscaled VAE latents; the model sees them ×0.18215
-
-
-def official_timesteps(steps, ots=100, strength=1.0):
-    """diffusers LCMScheduler.set_timesteps, written out with numpy."""
-    k = 1000 // ots
-    origin = (np.arange(1, int(ots * strength) + 1) * k - 1)[::-1]
-    return origin[np.floor(np.linspace(0, len(origin), num=steps, endpoint=False)).astype(np.int64)].tolist()
+SD15_LATENT_SCALE = oracles.SD15_LATENT_SCALE
+official_timesteps = oracles.official_timesteps  # diffusers LCMScheduler.set_timesteps, written out (selfcheck/oracles.py)
 
 
 def test_timesteps_match_the_published_values(pack):
@@ -37,52 +32,17 @@ def test_sigmas_are_the_official_timesteps_on_the_official_betas(pack):
     assert sampling.timestep(sigmas[:4]).tolist() == [999, 749, 499, 249]
 
 
-class AnalyticEps(torch.nn.Module):
-    """A UNet stand-in with a closed-form ε(x_t, t, text): what the official loop can compute too."""
-
-    dtype = torch.float32  # what ComfyUI reads off a UNet
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
-
-    @staticmethod
-    def eps(x, t, text_mean):
-        return 0.3 * x + 0.1 * torch.cos(t / 300.0) + text_mean
-
-    def forward(self, x, timesteps, context=None, **kwargs):
-        self.calls.append(x.shape[0])
-        t = timesteps.view(-1, 1, 1, 1).to(x.dtype)
-        return self.eps(x, t, context.mean(dim=(1, 2)).view(-1, 1, 1, 1).to(x.dtype))
-
-
 def official_loop(latent, noise, step_noise, timesteps, cfg, text_pos, text_neg, strength):
-    """AnimateLCM's text-to-video loop (diffusers LCMScheduler.step) in float64, from the paper's formulas."""
-    ac = torch.tensor(np.cumprod(1 - np.linspace(0.00085, 0.012, 1000)))
-    x = noise if strength == 1.0 else ac[timesteps[0]].sqrt() * latent + (1 - ac[timesteps[0]]).sqrt() * noise
-    for i, t in enumerate(timesteps):
-        tt = torch.tensor(float(t), dtype=torch.float64)
-        eps = AnalyticEps.eps(x, tt, text_pos)
-        if cfg > 1:  # two-pass CFG on ε
-            uncond = AnalyticEps.eps(x, tt, text_neg)
-            eps = uncond + cfg * (eps - uncond)
-        a_t = ac[t]
-        x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()                      # 3. predicted original sample
-        c_skip = 0.25 / ((10 * t) ** 2 + 0.25)                                # 4. boundary condition
-        c_out = 10 * t / math.sqrt((10 * t) ** 2 + 0.25)
-        denoised = c_out * x0 + c_skip * x
-        if i + 1 < len(timesteps):                                            # 7. fresh noise, not on the last step
-            a_prev = ac[timesteps[i + 1]]
-            x = a_prev.sqrt() * denoised + (1 - a_prev).sqrt() * step_noise[i]
-        else:
-            x = denoised
-    return x
+    """AnimateLCM's text-to-video loop in float64 (the self-check's oracle) around the analytic UNet's ε."""
+    def eps_of(x, t, positive, step):
+        return oracles.analytic_eps(x, t, text_pos if positive else text_neg)
+    return oracles.official_loop(latent, noise, step_noise, timesteps, cfg, eps_of, strength=strength)
 
 
 @pytest.fixture
 def analytic_model(host):
-    unet = AnalyticEps()
-    return model_around(unet), unet
+    """A tiny SD1.5 MODEL whose UNet has a closed-form ε (selfcheck/models.py), and that UNet."""
+    return models.analytic_model()
 
 
 @pytest.mark.parametrize("steps", [1, 2, 4, 6])

