@@ -22,6 +22,7 @@ from .errors import SVDModelFileError
 from .keys import comfy_names, is_diffusers_svd_unet
 
 CHECKPOINT_UNET = "model.diffusion_model."
+RELEASE_EVERY = 32 * 2**20  # bytes copied between page releases (each reads /proc/self/maps once)
 PICK = ("Pick AnimateLCM-SVD-xt.safetensors or AnimateLCM-SVD-xt-1.1.safetensors (wangfuyun/AnimateLCM-SVD-xt) "
         "from models/diffusion_models.")
 
@@ -88,10 +89,15 @@ def copy_weights(diffusion_model, unet, name):
             f"'{name}' does not fit Stable Video Diffusion's UNet: {len(missing)} weights missing "
             f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}). It is cut short or a "
             f"different model. {PICK}")
+    copied, copied_bytes = [], 0
     with torch.no_grad():
         for key, target in targets.items():
             target.copy_(unet[key])
-            release([unet[key]])  # its file pages: the model holds the weights now
+            copied.append(unet[key])
+            copied_bytes += unet[key].numel() * unet[key].element_size()
+            if copied_bytes > RELEASE_EVERY or key == next(reversed(targets)):
+                release(copied)  # their file pages: the model holds these weights now
+                copied, copied_bytes = [], 0
 
 
 def _comfy_unet_loader():
