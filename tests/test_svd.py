@@ -211,3 +211,13 @@ def test_a_wrong_file_is_refused_with_what_it_is(pack, host, random_svd, kind):
         assert words in failed.value.message
     assert "AnimateLCM-SVD-xt.safetensors" in failed.value.message or kind in ("truncated", "code_pickle")
     assert not (host.models_dir("diffusion_models") / (name + ".ran")).exists()
+
+
+def test_files_are_listed_from_diffusion_models_and_unet(host):
+    """Both folders ComfyUI's own UNet loader lists (in a March 2024 ComfyUI, which knows only `unet`, too)."""
+    import os
+
+    import folder_paths
+    listed = [os.path.normpath(p) for p in folder_paths.get_folder_paths("diffusion_models")]
+    for name in ("unet", "diffusion_models"):
+        assert os.path.join(os.path.normpath(folder_paths.models_dir), name) in listed
