@@ -32,7 +32,7 @@ def load_animatelcm_svd(path):
     name = os.path.basename(path)
     unet = comfy_layout(read_state_dict(path), name)
     try:
-        patcher = _comfy_unet_loader()(placeholders(unet))
+        patcher = _comfy_unet_loader(placeholders(unet))
     except (IndexError, KeyError, RuntimeError, AssertionError) as error:  # detection half-matched a cut-short file
         raise SVDModelFileError(f"'{name}' does not fit Stable Video Diffusion's UNet: ComfyUI could not build a "
                                 f"model from its {len(unet)} tensors ({type(error).__name__}: {error}). It is cut "
@@ -95,13 +95,14 @@ def copy_weights(diffusion_model, unet, name):
             target.copy_(unet[key])
             copied.append(unet[key])
             copied_bytes += unet[key].numel() * unet[key].element_size()
-            if copied_bytes > RELEASE_EVERY or key == next(reversed(targets)):
+            if copied_bytes > RELEASE_EVERY:
                 release(copied)  # their file pages: the model holds these weights now
                 copied, copied_bytes = [], 0
+    release(copied)
 
 
-def _comfy_unet_loader():
+def _comfy_unet_loader(state_dict):
     """ComfyUI's UNet-from-state-dict loader: load_diffusion_model_state_dict since mid-2024, before that
     load_unet_state_dict (the same job, one argument)."""
     loader = getattr(comfy.sd, "load_diffusion_model_state_dict", None) or comfy.sd.load_unet_state_dict
-    return lambda state_dict: loader(state_dict)
+    return loader(state_dict)
