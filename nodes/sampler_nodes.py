@@ -11,7 +11,8 @@ log = logging.getLogger(__name__)
 MODE_TOOLTIP = ("Which official schedule to sample with. auto (recommended): AnimateLCM-I2V's when the MODEL comes "
                 "from 'AnimateLCM Image to Video', otherwise text-to-video's. text-to-video: AnimateLCM t2v's (100 "
                 "original steps, beta_end 0.012). image-to-video schedule: AnimateLCM-I2V's (200 original steps, "
-                "beta_end 0.014) on any MODEL; it takes no image: the image comes from 'AnimateLCM Image to Video'.")
+                "beta_end 0.014) on any MODEL; it takes no image: the image comes from 'AnimateLCM Image to Video'. An "
+                "AnimateLCM-SVD-xt MODEL always samples with its own schedule (σ 700 → 0.002, ComfyUI's lcm step).")
 STEPS_TOOLTIP = ("4 is the recommended AnimateLCM setting; 6-8 add detail; 1-2 give a soft draft. More than 8 "
                  "rarely helps a consistency model.")
 
@@ -20,7 +21,8 @@ class AnimateLCMSampler:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "The animated MODEL (after 'Apply Motion Module'); any image model works too."}),
+            "model": ("MODEL", {"tooltip": "The animated MODEL (after 'Apply Motion Module'), or AnimateLCM-SVD-xt's "
+                                           "(from 'Load AnimateLCM-SVD-xt'); any image model works too."}),
             "positive": ("CONDITIONING", {"tooltip": "What the video shows."}),
             "negative": ("CONDITIONING", {"tooltip": "What to avoid; used only when cfg is above 1."}),
             "latent_image": ("LATENT", {"tooltip": "One latent per frame: Empty Latent Image with batch_size = frames "
@@ -49,7 +51,8 @@ class AnimateLCMSampler:
     OUTPUT_TOOLTIPS = ("The video's latents, one per frame: decode with VAE Decode.",)
     FUNCTION = "sample"
     CATEGORY = "AnimateLCM"
-    DESCRIPTION = "Samples a video in 4 steps with AnimateLCM's official schedule and consistency sampler."
+    DESCRIPTION = ("Samples a video in 4 steps with AnimateLCM's official schedule and consistency sampler; an "
+                   "AnimateLCM-SVD-xt MODEL with its own official sigmas and ComfyUI's lcm step (cfg 1).")
 
     def sample(self, model, positive, negative, latent_image, seed, steps, cfg, denoise, mode="auto",
                freeinit=None, warn_without_spatial_lora=True):

@@ -22,9 +22,10 @@ PREVIEW = (8, 128)  # frames, pixels of --preview: a quick look, about two minut
 # is 16384 since 2024 and was 8192 before: an older ComfyUI's own check refuses the sizes in between)
 RESIZED = {"EmptyLatentImage": ("batch_size", (1, 4096), (16, 16384)),
            "ALCM_ImageToVideo": ("frames", (1, 64), (16, 2048)),
-           "ALCM_LoadVideo": ("frame_cap", (0, 100000), None)}
+           "ALCM_LoadVideo": ("frame_cap", (0, 100000), None),
+           "SVD_img2vid_Conditioning": ("video_frames", (1, 4096), (16, 16384))}
 NODE_NAMES = {"EmptyLatentImage": "Empty Latent Image", "ALCM_ImageToVideo": "AnimateLCM Image to Video",
-              "ALCM_LoadVideo": "Load Video (AnimateLCM)"}
+              "ALCM_LoadVideo": "Load Video (AnimateLCM)", "SVD_img2vid_Conditioning": "SVD_img2vid_Conditioning"}
 
 
 class JobError(ValueError):
@@ -167,8 +168,8 @@ def apply_overrides(workflow, overrides, catalog):
 
 
 def resize(workflow, frames=None, size=None, preview=False):
-    """Overrides that set the frames and size of every Empty Latent Image and AnimateLCM Image to Video
-    (and Load Video's frame cap). check_resize has refused what the nodes would not take."""
+    """Overrides that set the frames and size of every Empty Latent Image, AnimateLCM Image to Video and
+    SVD_img2vid_Conditioning (and Load Video's frame cap). check_resize has refused what the nodes would not take."""
     if preview:
         frames, size = PREVIEW[0] if frames is None else frames, PREVIEW[1] if size is None else size
     overrides = {}

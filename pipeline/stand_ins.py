@@ -10,13 +10,15 @@ import logging
 import os
 from pathlib import Path
 
-from . import random_weights
+from . import random_svd, random_weights
 
 CACHE_DIR = Path(os.environ.get("ANIMATELCM_CACHE") or os.environ.get("ALCM_TEST_CACHE")
                  or Path.home() / ".cache" / "animatelcm-fast")
 SD15_FILE = "sd15_random_v1.safetensors"
 MOTION_FILE = "animatelcm_t2v_random_v1"  # + .safetensors or .ckpt
 MOTION_I2V_FILE = "animatelcm_i2v_random_v1"  # a name that mentions i2v: the same plus the image encoder
+SVD_UNET_FILE = "animatelcm_svd_xt_narrow_random_v1.safetensors"  # diffusers layout, as released
+SVD_CHECKPOINT_FILE = "svd_xt_narrow_random_v1.safetensors"  # Image Only checkpoint: UNet, CLIP vision, VAE
 SAFETENSORS = (".safetensors", ".sft")
 WEIGHT_EXTENSIONS = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin")
 STAND_IN_VIDEO_FRAMES = 16
@@ -33,6 +35,8 @@ def model_folder(input_name):
         return "checkpoints"
     if input_name == "motion_module_name":
         return "animatediff_models"
+    if input_name == "unet_name":
+        return "diffusion_models"
     if input_name == "motion_lora_name":
         return "animatediff_motion_lora"
     if "lora" in input_name:
@@ -79,6 +83,9 @@ def cached_file(folder, name):
             # ComfyUI reads any other extension as a pickle; a linked safetensors file would not load
             raise StandInError(f"no stand-in can be made for checkpoint '{name}' (only for .safetensors names): "
                                "put the file in ComfyUI's models/checkpoints")
+        if "svd" in name.lower():  # svd_xt.safetensors and its kin: Stable Video Diffusion's Image Only checkpoint
+            return _svd_file(SVD_CHECKPOINT_FILE, random_svd.svd_image_only_checkpoint,
+                             "Stable Video Diffusion checkpoint (narrow UNet, full CLIP vision and VAE: 1.9 GB")
         path = CACHE_DIR / SD15_FILE
         if not path.exists():
             log.info("making a random-weight SD1.5 checkpoint (2 GB, once: about a minute; the first preview render, "
@@ -116,7 +123,21 @@ def cached_file(folder, name):
                   else random_weights.kohya_lora(rank=8, alpha=4.0, text_encoder=True))
             _atomic(path, lambda p: save_file(sd, str(p)))
         return path
+    if folder == "diffusion_models" and "svd" in name.lower() and name.lower().endswith(SAFETENSORS):
+        return _svd_file(SVD_UNET_FILE, random_svd.animatelcm_svd_unet,
+                         "AnimateLCM-SVD-xt UNet in the released diffusers layout (narrow: 425 MB")
     raise StandInError(f"no stand-in can be made for '{name}' in {folder}")
+
+
+def _svd_file(file_name, make, what):
+    """A Stable Video Diffusion stand-in. Full size would be 6 GB per UNet: its UNets are NARROW_SVD (320
+    channels at every level), which ComfyUI still detects as SVD_img2vid (pipeline/random_svd.py)."""
+    from safetensors.torch import save_file
+    path = CACHE_DIR / file_name
+    if not path.exists():
+        log.info("making a random-weight %s, once)", what)
+        _atomic(path, lambda p: save_file(make(), str(p)))
+    return path
 
 
 def link(cached, folder_dir, name):

@@ -5,6 +5,7 @@ import comfy.utils
 import latent_preview
 
 from ..motion.image_injection import carries_image, features_once_per_run
+from ..svd.schedule import is_svd_model, svd_sigmas
 from .freeinit import sample_with_freeinit
 from .lcm_sampler import sample_animatelcm
 from .noise import initial_noise
@@ -24,6 +25,14 @@ def sampling_for(model, mode="auto"):
     return AnimateLCMSampling(**settings)
 
 
+def svd_sigmas_for(steps, denoise=1.0):
+    """The official AnimateLCM-SVD-xt sigmas; below denoise 1, the last `steps` of a longer schedule (as
+    ComfyUI's own schedulers do), so sampling starts from a partly noised input."""
+    if denoise >= 1.0:
+        return svd_sigmas(steps)
+    return svd_sigmas(min(40, max(steps, int(steps / denoise))))[-(steps + 1):]
+
+
 def require_frames_of(latent_frames, **conditionings):
     """Refuse a CONDITIONING whose rows are neither one prompt (1) nor one per frame: ComfyUI would tile a
     shorter one over the batch and cut a longer one (comfy.utils.repeat_to_batch_size), without a word."""
@@ -41,9 +50,15 @@ def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.
     """LATENT in, LATENT out: the official schedule for `steps`, the consistency sampler, ComfyUI's CFG;
     with `freeinit` (a samplers.freeinit.FreeInit), that many passes with FreeInit's noise between them."""
     require_frames_of(latent["samples"].shape[0], positive=positive, negative=negative)
-    sampling = sampling_for(model, mode)
-    model = patch_model(model, sampling)
-    sigmas = sampling.sigmas_for(steps, denoise)
+    if is_svd_model(model):  # AnimateLCM-SVD-xt: ComfyUI's own SVD sampling, the official sigmas, its lcm step
+        if freeinit:
+            raise ValueError("AnimateLCM Sampler: FreeInit is for the SD1.5 motion module; remove 'FreeInit Options' "
+                             "from an AnimateLCM-SVD-xt graph.")
+        sampler, sigmas = comfy.samplers.sampler_object("lcm"), svd_sigmas_for(steps, denoise)
+    else:
+        sampling = sampling_for(model, mode)
+        model = patch_model(model, sampling)
+        sampler, sigmas = animatelcm_sampler(), sampling.sigmas_for(steps, denoise)
     latent_image = latent["samples"]
     if hasattr(comfy.sample, "fix_empty_latent_channels"):
         latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
@@ -57,7 +72,7 @@ def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.
         def callback(step, x0, x, total_steps):  # one bar over every pass
             progress(iteration * total_steps + step, x0, x, passes * total_steps)
         return comfy.sample.sample_custom(
-            model, noise, cfg, animatelcm_sampler(), sigmas, positive, negative, latent_image,
+            model, noise, cfg, sampler, sigmas, positive, negative, latent_image,
             noise_mask=latent.get("noise_mask"), callback=callback,
             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
 

@@ -54,3 +54,13 @@ def make_lora_stand_in(host, name):
 def motion_lora(host, name):
     """A full-size random AnimateDiff v2 motion LoRA (rank 64, fp32, pickled, like v2_lora_ZoomIn.ckpt) as `name`."""
     return _linked(host, "animatediff_motion_lora", name)
+
+
+def animatelcm_svd_unet(host, name="AnimateLCM-SVD-xt-1.1.safetensors"):
+    """A narrow random AnimateLCM-SVD-xt UNet (diffusers layout, 425 MB fp16) in diffusion_models as `name`."""
+    return _linked(host, "diffusion_models", name)
+
+
+def svd_checkpoint(host, name="svd_xt.safetensors"):
+    """A random svd_xt-shaped Image Only checkpoint (narrow UNet, ViT-H CLIP vision, temporal VAE) as `name`."""
+    return _linked(host, "checkpoints", name)

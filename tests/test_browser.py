@@ -29,7 +29,8 @@ FRONTEND_ONLY = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
 VIDEO_PREVIEW_WIDGET = "video-preview"  # what the frontend adds to a node with a video upload (ComfyUI ignores it)
 # What a CPU renders in seconds: 2 frames of 64 px (the widgets are changed in the page, as a user would).
 SMALL = {"EmptyLatentImage": {"width": 64, "height": 64, "batch_size": 2}, "ALCM_LoadVideo": {"frame_cap": 2},
-         "ALCM_ImageToVideo": {"width": 64, "height": 64, "frames": 2}}
+         "ALCM_ImageToVideo": {"width": 64, "height": 64, "frames": 2},
+         "SVD_img2vid_Conditioning": {"width": 64, "height": 64, "video_frames": 2}}
 RUN_TIMEOUT_MS = 600_000
 ARTIFACTS = Path(os.environ.get("ALCM_ARTIFACTS", Path(__file__).resolve().parents[1] / "output"))
 

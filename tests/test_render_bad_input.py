@@ -169,7 +169,8 @@ def test_resized_ranges_are_the_nodes_own(host, pipeline):
         assert (declared[frames_input][1]["min"], declared[frames_input][1]["max"]) == frames, class_type
         for side in ("width", "height") if size else ():
             low, high = declared[side][1]["min"], declared[side][1]["max"]
-            assert low == size[0] and (high == size[1] or class_type == "EmptyLatentImage" and high == 8192)
+            assert low == size[0] and (high == size[1] or class_type in ("EmptyLatentImage", "SVD_img2vid_Conditioning")
+                                        and high == 8192)
 
 
 # --- nothing is lost (rows 6 and 7) ----------------------------------------------------------------

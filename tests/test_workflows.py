@@ -80,6 +80,16 @@ RECIPE = {
         "modes": ({"auto", "image-to-video schedule"}, "configs/inference-i2v.yaml: beta_end 0.014, 200 steps"),
         "motion_scale": (0.8, "app-i2v.py: 'motion scale' value=0.8"),
     },
+    # AnimateLCM-SVD-xt (animatelcm_svd/app.py: sample() defaults; the pipeline's own defaults where app.py passes none)
+    "AnimateLCM-SVD-xt-1.1.safetensors": {
+        "steps": (4, "app.py: num_inference_steps 4"),
+        "cfg": (1.0, "app.py: min_guidance_scale 1 (distilled without CFG; its max 1.2 is the graph note's option)"),
+        "modes": ({"auto"}, "the SVD-xt schedule is read from the MODEL"),
+        "min_cfg": (1.0, "app.py: min_guidance_scale 1 (VideoLinearCFGGuidance ramps to cfg per frame as diffusers does)"),
+        "conditioning": ((1024, 576, 25, 80, 7, 0.02), "app.py: width 1024, height 576, motion_bucket_id 80; "
+                                                         "StableVideoDiffusionPipeline: num_frames 25 (xt), fps 7, "
+                                                         "noise_aug_strength 0.02"),
+    },
 }
 # Settings the official code has no counterpart for: the pack's recommended values, and why.
 PACK_SETTINGS = {
@@ -113,6 +123,9 @@ def check_recipe(prompt, path):
     for sampler_id in samplers:
         sampler = prompt[sampler_id]["inputs"]
         model_chain = {prompt[i]["class_type"]: prompt[i]["inputs"] for i in upstream(prompt, sampler_id, "model")}
+        if "ALCM_LoadAnimateLCMSVD" in model_chain:
+            check_svd_recipe(prompt, sampler, model_chain)
+            continue
         animator = model_chain.get("ALCM_ApplyMotionModule") or model_chain["ALCM_ImageToVideo"]
         motion_chain = [prompt[animator["motion_module"][0]]] + [
             prompt[i] for i in upstream(prompt, animator["motion_module"][0], "motion_module")]
@@ -136,6 +149,36 @@ def check_recipe(prompt, path):
             options = prompt[sampler["freeinit"][0]]["inputs"]
             assert tuple(options[k] for k in ("iterations", "filter", "spatial_stop", "temporal_stop",
                                               "butterworth_order")) == PACK_SETTINGS["freeinit"][0]
+
+
+def check_svd_recipe(prompt, sampler, model_chain):
+    recipe = {key: value for key, (value, _source) in RECIPE[model_chain["ALCM_LoadAnimateLCMSVD"]["unet_name"]].items()}
+    assert (sampler["steps"], sampler["cfg"], sampler["denoise"]) == (recipe["steps"], recipe["cfg"], 1.0)
+    assert sampler["mode"] in recipe["modes"]
+    assert model_chain["VideoLinearCFGGuidance"]["min_cfg"] == recipe["min_cfg"]
+    conditioning = prompt[sampler["positive"][0]]
+    assert conditioning["class_type"] == "SVD_img2vid_Conditioning"
+    assert [sampler[k][0] for k in ("positive", "negative", "latent_image")] == [sampler["positive"][0]] * 3
+    assert tuple(conditioning["inputs"][k] for k in ("width", "height", "video_frames", "motion_bucket_id", "fps",
+                                                     "augmentation_level")) == recipe["conditioning"]
+
+
+def test_svd_xt_workflow_converts_to_the_expected_prompt(host, workflow_api):
+    prompt = workflow_api.to_api(load(WORKFLOW_DIR / "animatelcm_svd_xt_i2v.json"))
+    by_type = {node["class_type"]: (node_id, node["inputs"]) for node_id, node in prompt.items()}
+    assert set(by_type) == {"ImageOnlyCheckpointLoader", "LoadImage", "SVD_img2vid_Conditioning",
+                            "ALCM_LoadAnimateLCMSVD", "VideoLinearCFGGuidance", "ALCM_Sampler", "VAEDecode",
+                            "ALCM_SaveVideo"}  # the note is left out
+    ckpt, loader = by_type["ImageOnlyCheckpointLoader"]
+    conditioning_id, conditioning = by_type["SVD_img2vid_Conditioning"]
+    assert loader == {"ckpt_name": "svd_xt.safetensors"}
+    assert (conditioning["clip_vision"], conditioning["vae"]) == ([ckpt, 1], [ckpt, 2])
+    assert conditioning["init_image"] == [by_type["LoadImage"][0], 0]
+    guidance_id, guidance = by_type["VideoLinearCFGGuidance"]
+    assert guidance["model"] == [by_type["ALCM_LoadAnimateLCMSVD"][0], 0]
+    _, sampler = by_type["ALCM_Sampler"]
+    assert sampler["model"] == [guidance_id, 0] and sampler["latent_image"] == [conditioning_id, 2]
+    assert by_type["VAEDecode"][1]["vae"] == [ckpt, 2]
 
 
 def test_the_recipe_test_catches_a_workflow_without_the_spatial_lora(host, workflow_api):

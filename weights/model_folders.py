@@ -2,7 +2,9 @@
 
 The names are AnimateDiff-Evolved's, so files users already keep there just work, and both
 packs can be installed side by side: a folder another pack registered first is kept as it is.
-LoRAs come from ComfyUI's own `loras` folder.
+LoRAs come from ComfyUI's own `loras` folder. UNet-only files (AnimateLCM-SVD-xt) come from
+ComfyUI's `diffusion_models` folder (models/diffusion_models and models/unet); ComfyUIs before mid-2024
+call it `unet` and list models/unet only, so there it is registered with both folders.
 """
 import os
 
@@ -10,6 +12,7 @@ import folder_paths
 
 MOTION_MODULES = "animatediff_models"
 MOTION_LORAS = "animatediff_motion_lora"
+DIFFUSION_MODELS = "diffusion_models"
 
 
 def register_model_folders():
@@ -18,6 +21,11 @@ def register_model_folders():
             continue
         default = os.path.join(folder_paths.models_dir, name)
         folder_paths.folder_names_and_paths[name] = ([default], set(folder_paths.supported_pt_extensions))
+    if DIFFUSION_MODELS not in folder_paths.folder_names_and_paths:
+        unet_folders = folder_paths.folder_names_and_paths.get("unet", ([], None))[0]
+        folders = list(dict.fromkeys(unet_folders + [os.path.join(folder_paths.models_dir, name)
+                                                     for name in ("unet", DIFFUSION_MODELS)]))
+        folder_paths.folder_names_and_paths[DIFFUSION_MODELS] = (folders, set(folder_paths.supported_pt_extensions))
 
 
 def full_path(folder, filename):

@@ -1,0 +1,67 @@
+"""AnimateLCM-SVD-xt nodes: load the distilled Stable Video Diffusion UNet, and its official sigmas."""
+import logging
+
+import folder_paths
+
+from ..svd.load import load_animatelcm_svd
+from ..svd.schedule import TRAINING_STEPS, is_svd_model, svd_sigmas
+from ..weights.model_folders import DIFFUSION_MODELS, full_path
+
+log = logging.getLogger(__name__)
+
+
+class LoadAnimateLCMSVD:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "unet_name": (folder_paths.get_filename_list(DIFFUSION_MODELS), {
+                "tooltip": "AnimateLCM-SVD-xt-1.1.safetensors or AnimateLCM-SVD-xt.safetensors (wangfuyun/"
+                           "AnimateLCM-SVD-xt) from models/diffusion_models or models/unet. Diffusers' layout, as "
+                           "released, or ComfyUI's."}),
+        }}
+
+    RETURN_TYPES = ("MODEL",)
+    OUTPUT_TOOLTIPS = ("ComfyUI's Stable Video Diffusion MODEL with AnimateLCM's 4-step weights: condition it with "
+                       "SVD_img2vid_Conditioning and sample with 'AnimateLCM Sampler' (cfg 1).",)
+    FUNCTION = "load"
+    CATEGORY = "AnimateLCM"
+    DESCRIPTION = ("Loads AnimateLCM-SVD-xt, Stable Video Diffusion xt distilled to 4 steps without classifier-free "
+                   "guidance (image to 25 frames of video). The CLIP vision and VAE come from svd_xt.safetensors "
+                   "through Image Only Checkpoint Loader.")
+
+    def load(self, unet_name):
+        model = load_animatelcm_svd(full_path(DIFFUSION_MODELS, unet_name))
+        log.info("AnimateLCM-SVD-xt %s: loaded as %s", unet_name, type(model.model).__name__)
+        return (model,)
+
+
+class AnimateLCMSVDScheduler:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The MODEL from 'Load AnimateLCM-SVD-xt'."}),
+            "steps": ("INT", {"default": 4, "min": 1, "max": TRAINING_STEPS,
+                              "tooltip": "4 is the official setting; 1-2 give a soft draft, 6-8 a little more detail."}),
+        }}
+
+    RETURN_TYPES = ("SIGMAS",)
+    FUNCTION = "get_sigmas"
+    CATEGORY = "AnimateLCM/sampling"
+    DESCRIPTION = ("The official AnimateLCM-SVD-xt sigmas (4 steps: 700, 128.6, 13.68, 0.497, 0) for SamplerCustom. "
+                   "The consistency step is ComfyUI's own 'lcm' sampler (KSamplerSelect → lcm), at cfg 1.")
+
+    def get_sigmas(self, model, steps):
+        if not is_svd_model(model):
+            raise ValueError("AnimateLCM-SVD Scheduler: this MODEL is not Stable Video Diffusion. Connect the MODEL "
+                             "from 'Load AnimateLCM-SVD-xt'; for SD1.5 AnimateLCM use 'AnimateLCM Scheduler'.")
+        return (svd_sigmas(steps),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "ALCM_LoadAnimateLCMSVD": LoadAnimateLCMSVD,
+    "ALCM_SVDScheduler": AnimateLCMSVDScheduler,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "ALCM_LoadAnimateLCMSVD": "Load AnimateLCM-SVD-xt",
+    "ALCM_SVDScheduler": "AnimateLCM-SVD Scheduler",
+}
