@@ -56,6 +56,16 @@ def test_requirements_declare_every_runtime_import():
     assert {"av", "opencv-python", "pillow", "psutil"} <= requirement_names(requirements)
 
 
+
+def test_the_wheel_lists_every_package_of_the_pack():
+    """`pip install .` (the renderer's console script) ships only the packages pyproject names: a new
+    engine folder left out would import in custom_nodes and fail in the installed command."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {"animatelcm_fast." + path.parent.name for path in REPO.glob("*/__init__.py")
+               if path.parent.name not in ("tests",)}
+    assert folders - listed == set(), f"package folders missing from pyproject.toml: {sorted(folders - listed)}"
+    assert "animatelcm_fast" in listed and listed - {"animatelcm_fast"} <= folders
+
 # Starts a host whose ComfyUI has already imported what it needs, then hides one library from the pack.
 HIDE_AND_START = """
 import json, sys
