@@ -49,7 +49,19 @@ if [ -n "${COMFYUI_PATH:-}" ]; then
 elif [ -n "${ALCM_VENV:-}" ]; then
   run_phase "ALCM_VENV=$ALCM_VENV" "${ALCM_HOST:-2024-03}" "$@"
 else
+  # Every host's environment is made at once, in the background, so a fresh machine waits for the
+  # slowest download instead of the sum of them (and the second host's is ready before its phase).
+  declare -A preparing logs
   for host in ${ALCM_HOSTS:-$ALCM_HOSTS_ALL}; do
+    logs[$host]="$(mktemp /tmp/alcm-prepare-$host-XXXX.log)"
+    ( alcm_use_host "$host" && { [ "$host" != 0.3.75 ] || alcm_need_chromium; } ) > "${logs[$host]}" 2>&1 &
+    preparing[$host]=$!
+  done
+  for host in ${ALCM_HOSTS:-$ALCM_HOSTS_ALL}; do
+    # What the preparation printed, once it is done; if it failed, the phase makes the environment
+    # again in the foreground, where the error shows.
+    wait "${preparing[$host]}" || echo "!! preparing host $host in the background failed: making it again"
+    cat "${logs[$host]}" && rm -f "${logs[$host]}"
     run_phase "registry $host" "$host" "$@"
     unset ALCM_VENV ALCM_PYTHON
   done
