@@ -21,7 +21,14 @@ class RunsCode:
         return (open, (self.marker, "w"))
 
 
-def core_t2i_prompt(checkpoint, seed, frames=4, size=64, cfg=1.5):
+# The full-size end-to-end graphs render 32×32 frames in 2 steps: SD1.5's whole architecture runs (ComfyUI
+# matches the 1×1 bottom level's upsampling to its skip connection) and the few-step sampler adds noise
+# between steps, while a full-size UNet call costs seconds on a CPU at any size this small.
+E2E_SIZE = 32
+E2E_STEPS = 2
+
+
+def core_t2i_prompt(checkpoint, seed, frames=4, size=E2E_SIZE, cfg=1.5):
     return {
         "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
         "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox running", "clip": ["1", 1]}},
@@ -29,7 +36,7 @@ def core_t2i_prompt(checkpoint, seed, frames=4, size=64, cfg=1.5):
         "4": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": frames}},
         "5": {"class_type": "KSampler", "inputs": {
             "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
-            "seed": seed, "steps": 4, "cfg": cfg, "sampler_name": "lcm", "scheduler": "sgm_uniform",
+            "seed": seed, "steps": E2E_STEPS, "cfg": cfg, "sampler_name": "lcm", "scheduler": "sgm_uniform",
             "denoise": 1.0}},
         "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
         "7": {"class_type": "PreviewImage", "inputs": {"images": ["6", 0]}},

@@ -27,10 +27,13 @@ WORKFLOWS = sorted((Path(__file__).resolve().parents[1] / "workflows").glob("*.j
 T2V = next(p for p in WORKFLOWS if p.name == "animatelcm_t2v.json")
 FRONTEND_ONLY = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
 VIDEO_PREVIEW_WIDGET = "video-preview"  # what the frontend adds to a node with a video upload (ComfyUI ignores it)
-# What a CPU renders in seconds: 2 frames of 64 px (the widgets are changed in the page, as a user would).
-SMALL = {"EmptyLatentImage": {"width": 64, "height": 64, "batch_size": 2}, "ALCM_LoadVideo": {"frame_cap": 2},
-         "ALCM_ImageToVideo": {"width": 64, "height": 64, "frames": 2},
-         "SVD_img2vid_Conditioning": {"width": 64, "height": 64, "video_frames": 2},
+# What a CPU renders in seconds: 2 frames of 32 px in 2 steps (the widgets are changed in the page, as a user
+# would). A full-size UNet call costs the same few seconds at any size this small, so the calls are what count.
+SIZE = 32
+SMALL = {"EmptyLatentImage": {"width": SIZE, "height": SIZE, "batch_size": 2}, "ALCM_LoadVideo": {"frame_cap": 2},
+         "ALCM_ImageToVideo": {"width": SIZE, "height": SIZE, "frames": 2},
+         "SVD_img2vid_Conditioning": {"width": SIZE, "height": SIZE, "video_frames": 2},
+         "ALCM_Sampler": {"steps": 2},
          "ALCM_FreeInitOptions": {"iterations": 2}}  # the passes and the filter between them, not a third
 RUN_TIMEOUT_MS = 600_000
 ARTIFACTS = Path(os.environ.get("ALCM_ARTIFACTS", Path(__file__).resolve().parents[1] / "output"))
@@ -77,7 +80,7 @@ def server(host, workflow_api, frontend, tmp_path_factory, request):
             stand_ins.link(stand_ins.cached_file(folder, name), running.models_dir(folder), name)
         for node in prompt.values():  # input files go into the server's input folder, where the page lists them
             if node["class_type"] == "ALCM_LoadVideo":
-                stand_ins.write_video(running.input_dir / node["inputs"]["video"], 4, 64)
+                stand_ins.write_video(running.input_dir / node["inputs"]["video"], 4, SIZE)
             if node["class_type"] == "LoadImage":
                 stand_ins.write_image(running.input_dir / node["inputs"]["image"], 64)
     # Outside pytest's temporary folders, which later runs delete; output/ is git-ignored.
@@ -254,7 +257,7 @@ def test_workflow_opens_converts_runs_and_previews(page, server, workflow_api, p
     page.set_widgets(SMALL)
     queued = page.frontend_prompt()
     output = page.queue_and_wait(_save_node(workflow))
-    assert page.preview_sizes(_save_node(workflow)) == [[64, 64]]
+    assert page.preview_sizes(_save_node(workflow)) == [[SIZE, SIZE]]
     page.screenshot(f"{path.stem}-preview")
     saved = _saved_file(server, output)
     assert saved.is_file()
@@ -277,7 +280,7 @@ def test_every_video_format_reopens_as_its_graph(page, server, host):
         page.set_widgets({"ALCM_SaveVideo": {"format": video_format, "filename_prefix": f"formats/{video_format}"}})
         queued = page.frontend_prompt()
         saved = _saved_file(server, page.queue_and_wait(save))
-        assert page.preview_sizes(save) == [[64, 64]], video_format
+        assert page.preview_sizes(save) == [[SIZE, SIZE]], video_format
         page.screenshot(f"format-{video_format}-preview")
         if video_format == "gif":  # GIF has no room for the workflow: it is written beside the file
             saved = saved.with_suffix(".json")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import comfy_host
-from fixture_models import core_t2i_prompt
+from fixture_models import E2E_SIZE, core_t2i_prompt
 
 
 def test_pack_is_a_loaded_custom_node(host):
@@ -60,7 +60,7 @@ def test_core_graph_runs_end_to_end_and_is_seed_deterministic(host, sd15_checkpo
     assert host.progress or sent, "the sampler reported no progress through comfy.utils.ProgressBar"
     other = host.run(core_t2i_prompt(sd15_checkpoint, seed=2), want=["6"], executor=host.fresh_executor()).output("6")
     again = host.run(core_t2i_prompt(sd15_checkpoint, seed=1), want=["6"], executor=host.fresh_executor()).output("6")
-    assert first.shape == (4, 64, 64, 3)
+    assert first.shape == (4, E2E_SIZE, E2E_SIZE, 3)
     assert torch.isfinite(first).all()
     assert 0.0 <= first.min() and first.max() <= 1.0
     assert torch.equal(first, again)
