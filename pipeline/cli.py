@@ -24,6 +24,20 @@ def _make_runner(args):
     return InProcessRunner()
 
 
+def bar_class():
+    """tqdm, for bars that a Ctrl-C may cut short while they are being made (a stop raises wherever the
+    renderer is): tqdm closes every bar it collects, and closing one that never got its position prints a
+    traceback under the renderer's "stopped" line."""
+    from tqdm import tqdm
+
+    class Bar(tqdm):
+        def __del__(self):
+            if hasattr(self, "pos"):  # made whole: close it as tqdm does
+                super().__del__()
+
+    return Bar
+
+
 class Progress:
     """On a terminal, tqdm bars: one over the jobs, one over the steps of the node that runs now, with log
     lines written above them. Elsewhere (a log file, a pipe) plain log lines, a few per node, and no
@@ -39,12 +53,11 @@ class Progress:
         self.job, self.key, self.titles, self.node_id = None, None, {}, None
         self.redirect = contextlib.ExitStack()
         if self.bars:
-            from tqdm import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
-            self.tqdm = tqdm
+            self.tqdm = bar_class()
             self.redirect.enter_context(logging_redirect_tqdm())
-            self.overall = tqdm(total=total, desc="jobs", unit="job", position=0, disable=total < 2,
-                                file=self.stream)
+            self.overall = self.tqdm(total=total, desc="jobs", unit="job", position=0, disable=total < 2,
+                                     file=self.stream)
 
     def start(self, key, titles):
         self.key, self.titles, self.node_id, self.first = key, titles, None, None
