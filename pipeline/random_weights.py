@@ -194,8 +194,9 @@ def write_sd15_checkpoint(path, seed=0, dtype=torch.float16):
 
 # --- AnimateLCM t2v motion module -------------------------------------------------------------
 
-def _motion_layer(c, generator):
-    """One temporal layer in the original naming, relative to `...motion_modules.J.`."""
+def motion_layer(c, generator, zero_out=False):
+    """One temporal layer in the original naming, relative to `...motion_modules.J.`; `zero_out`: proj_out
+    zero, as AnimateDiff makes a layer before training (it adds nothing)."""
     def rand(*shape):
         return torch.randn(*shape, generator=generator) / math.sqrt(shape[-1])
 
@@ -203,7 +204,8 @@ def _motion_layer(c, generator):
         return 0.1 * torch.randn(n, generator=generator)
     t = "temporal_transformer."
     w = {t + "norm.weight": 1 + small(c), t + "norm.bias": small(c), t + "proj_in.weight": rand(c, c),
-         t + "proj_in.bias": small(c), t + "proj_out.weight": rand(c, c), t + "proj_out.bias": small(c)}
+         t + "proj_in.bias": small(c), t + "proj_out.weight": torch.zeros(c, c) if zero_out else rand(c, c),
+         t + "proj_out.bias": torch.zeros(c) if zero_out else small(c)}
     b = t + "transformer_blocks.0."
     for a in range(2):
         for proj in ("to_q", "to_k", "to_v"):
@@ -224,7 +226,7 @@ def animatelcm_motion_module(seed=0, dtype=torch.float16, channels=UNET_CHANNELS
     positions.update({f"up_blocks.{i}.motion_modules.{j}": channels[3 - i] for i in range(4) for j in range(3)})
     positions["mid_block.motion_modules.0"] = channels[3]
     return {f"{position}.{k}": v.to(dtype) for position, c in positions.items()
-            for k, v in _motion_layer(c, generator).items()}
+            for k, v in motion_layer(c, generator).items()}
 
 
 def animatelcm_i2v_image_encoder(seed=1, dtype=torch.float16, channels=UNET_CHANNELS):

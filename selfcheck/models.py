@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ..pipeline.random_weights import image_encoder_weights, random_tensor, unet_shapes
+from ..pipeline.random_weights import image_encoder_weights, motion_layer, random_tensor, unet_shapes
 
 TINY_CHANNELS = (32, 64, 128, 128)
 SD15_CHANNELS = (320, 640, 1280, 1280)
@@ -101,28 +101,12 @@ def sinusoid_table(frames, c):
 
 
 def layer_weights(c, generator, pe_frames=None, zero_out=False):
-    """One motion layer in the original naming, relative to `...motion_modules.J.`."""
-    def rand(*shape):
-        return torch.randn(*shape, generator=generator) / math.sqrt(shape[-1])
-
-    def small(n):
-        return 0.1 * torch.randn(n, generator=generator)
-    t = "temporal_transformer."
-    w = {t + "norm.weight": 1 + small(c), t + "norm.bias": small(c), t + "proj_in.weight": rand(c, c),
-         t + "proj_in.bias": small(c), t + "proj_out.weight": torch.zeros(c, c) if zero_out else rand(c, c),
-         t + "proj_out.bias": torch.zeros(c) if zero_out else small(c)}
-    b = t + "transformer_blocks.0."
-    for a in range(2):
-        for proj in ("to_q", "to_k", "to_v"):
-            w[f"{b}attention_blocks.{a}.{proj}.weight"] = rand(c, c)
-        w[f"{b}attention_blocks.{a}.to_out.0.weight"] = rand(c, c)
-        w[f"{b}attention_blocks.{a}.to_out.0.bias"] = small(c)
-        if pe_frames:
-            w[f"{b}attention_blocks.{a}.pos_encoder.pe"] = sinusoid_table(pe_frames, c)
-        w[f"{b}norms.{a}.weight"], w[f"{b}norms.{a}.bias"] = 1 + small(c), small(c)
-    w[b + "ff.net.0.proj.weight"], w[b + "ff.net.0.proj.bias"] = rand(8 * c, c), small(8 * c)
-    w[b + "ff.net.2.weight"], w[b + "ff.net.2.bias"] = rand(c, 4 * c), small(c)
-    w[b + "ff_norm.weight"], w[b + "ff_norm.bias"] = 1 + small(c), small(c)
+    """One motion layer in the original naming, relative to `...motion_modules.J.`, with AnimateDiff v1/v2's
+    stored position table when `pe_frames` is given."""
+    w = motion_layer(c, generator, zero_out)
+    if pe_frames:
+        for a in range(2):
+            w[f"temporal_transformer.transformer_blocks.0.attention_blocks.{a}.pos_encoder.pe"] = sinusoid_table(pe_frames, c)
     return w
 
 
