@@ -190,10 +190,11 @@ def _motion_layers_diff(model, layers, strength, frames=4):
         if layer is None:
             return float("inf")
         channels = weights["temporal_transformer.proj_in.weight"].shape[0]
-        x = torch.randn(frames, channels, 3, 3, generator=generator)
-        with torch.no_grad(), video_layout(1):
-            ours = layer(x.to(_device()))
-        worst = max(worst, _diff(ours, oracles.temporal_layer(weights, x, 1, strength)))
+        for side in (3, 8):  # both layouts the layer has on CPU (below and from 64 pixels a frame)
+            x = torch.randn(frames, channels, side, side, generator=generator)
+            with torch.no_grad(), video_layout(1):
+                ours = layer(x.to(_device()))
+            worst = max(worst, _diff(ours, oracles.temporal_layer(weights, x, 1, strength)))
     _unload()
     return worst
 

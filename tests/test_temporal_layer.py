@@ -46,21 +46,50 @@ def test_layer_matches_reference_fp32(pack, frames, videos, stored_pe):
 
 
 @pytest.mark.parametrize("pixels_per_chunk", [1, 4, 7])
-def test_layer_run_in_pixel_chunks_matches_reference(pack, monkeypatch, pixels_per_chunk):
-    """On CPU the layer runs a few pixels' tokens at a time (ragged last chunk, chunks across videos)."""
+@pytest.mark.parametrize("height,width", [(5, 3), (8, 9)])  # below / from TRANSPOSING_MIN_PIXELS
+def test_layer_run_in_pixel_chunks_matches_reference(pack, monkeypatch, pixels_per_chunk, height, width):
+    """On CPU the layer runs a few pixels' tokens at a time (ragged last chunk; chunks across videos in the
+    transposing layout, per video in the per-frame one), as ComfyUI runs it: in inference mode."""
     channels, frames, videos = 64, 8, 2
     monkeypatch.setattr(pack.motion.temporal_layer, "CPU_CHUNK_ELEMENTS", pixels_per_chunk * 8 * channels * frames)
     generator = torch.Generator().manual_seed(11)
     weights = layer_weights(channels, generator)
     layer = build_layer(pack, weights, channels, 32)
     layer.strength = 0.7
-    x = torch.randn(videos * frames, channels, 5, 3, generator=generator)
-    proj_out, calls = layer.temporal_transformer.proj_out, []
-    monkeypatch.setattr(proj_out, "forward", lambda tokens, forward=proj_out.forward: calls.append(1) or forward(tokens))
-    with pack.motion.video_batch.video_layout(videos):
+    x = torch.randn(videos * frames, channels, height, width, generator=generator)
+    block, calls = layer.temporal_transformer.transformer_blocks[0], []
+    monkeypatch.setattr(block, "forward", lambda tokens, pe_scale, forward=block.forward: calls.append(1) or forward(tokens, pe_scale))
+    with pack.motion.video_batch.video_layout(videos), torch.inference_mode():
         ours = layer(x)
-    assert len(calls) == math.ceil(videos * 5 * 3 / pixels_per_chunk)
+    pixels = height * width
+    per_frame = pixels >= pack.motion.temporal_layer.TRANSPOSING_MIN_PIXELS
+    assert len(calls) == (videos * math.ceil(pixels / pixels_per_chunk) if per_frame
+                          else math.ceil(videos * pixels / pixels_per_chunk))
     torch.testing.assert_close(ours, reference_layer(weights, x, videos, 32, strength=0.7), atol=1e-5, rtol=1e-5)
+
+
+def test_per_frame_layout_only_where_it_is_right(pack, monkeypatch):
+    """The per-frame layout computes with proj_in/proj_out's own tensors and writes into its own buffers: where
+    ComfyUI casts those per call (low-VRAM offload) or autograd records, the layer runs through the modules; every
+    way gives the same output."""
+    generator = torch.Generator().manual_seed(12)
+    weights = layer_weights(32, generator)
+    layer = build_layer(pack, weights, 32, 24)
+    x = torch.randn(2 * 6, 32, 8, 8, generator=generator)
+    expected = reference_layer(weights, x, 2, 24)
+    used = []
+    transformer = layer.temporal_transformer
+    monkeypatch.setattr(transformer, "_per_frame_layout",
+                        lambda *a, run=transformer._per_frame_layout: used.append(1) or run(*a))
+    with pack.motion.video_batch.video_layout(2):
+        with torch.inference_mode():
+            torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+        assert used == [1]
+        torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)  # autograd on: the modules' path
+        transformer.proj_out.comfy_cast_weights = True  # as ComfyUI's low-VRAM load marks a layer
+        with torch.inference_mode():
+            torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    assert used == [1]
 
 
 def test_layer_strength_scales_only_the_motion_delta(pack):
