@@ -154,18 +154,19 @@ class TemporalTransformer(nn.Module):
     def forward(self, x, videos, strength=1.0, pe_scale=1.0):
         """x: [videos·frames, C, H, W], the frames of each video consecutive in the batch."""
         frames_total, channels, height, width = x.shape
+        frames = frames_total // videos
         weights = _own_weights(self.proj_in), _own_weights(self.proj_out)
         if (x.device.type == "cpu" and height * width >= TRANSPOSING_MIN_PIXELS and None not in weights
                 and not torch.is_grad_enabled()):  # it writes into its own buffers (out=), which autograd refuses
             delta = self._per_frame_layout(x, videos, *weights, pe_scale)
         else:
             # one token per pixel and video, its frames in a row: the only layout copy on the way in
-            tokens = self.proj_in(self.norm(x).view(videos, frames_total // videos, channels, height * width)
-                                  .permute(0, 3, 1, 2).reshape(-1, frames_total // videos, channels))
+            tokens = self.proj_in(self.norm(x).view(videos, frames, channels, height * width)
+                                  .permute(0, 3, 1, 2).reshape(-1, frames, channels))
             chunks = tokens.split(_pixels_per_chunk(tokens))
             tokens = (self._blocks(tokens, pe_scale) if len(chunks) == 1
                       else torch.cat([self._blocks(chunk, pe_scale) for chunk in chunks]))
-            delta = (self.proj_out(tokens).view(videos, height * width, frames_total // videos, channels)
+            delta = (self.proj_out(tokens).view(videos, height * width, frames, channels)
                      .permute(0, 2, 3, 1).reshape(frames_total, channels, height, width))
         return delta.add_(x) if strength == 1.0 else torch.add(x, delta, alpha=strength)
 

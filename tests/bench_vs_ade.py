@@ -28,17 +28,14 @@ ADE is never part of this repository: clone it yourself into a scratch folder, e
 and pass --ade (or ALCM_ADE_PATH). Without it, its rows are left out with a message saying so.
 """
 import argparse
-import asyncio
-import json
+import importlib
 import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import aiohttp
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -98,37 +95,15 @@ def graph(kind, checkpoint, pixels, seed):
     return prompt
 
 
-async def _queue_and_time(server, prompt):
-    """Run `prompt` on the server; seconds per executed node, from the server's websocket messages."""
-    client_id = uuid.uuid4().hex
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{server.url}/ws?clientId={client_id}", max_msg_size=0) as ws:
-            async with session.post(f"{server.url}/prompt", json={"prompt": prompt, "client_id": client_id}) as answer:
-                body = await answer.json()
-                if answer.status != 200:
-                    raise RuntimeError(f"the server refused the graph: {json.dumps(body)[:2000]}")
-            prompt_id, started = body["prompt_id"], []
-            async for message in ws:
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                event = json.loads(message.data)
-                data = event.get("data", {})
-                if data.get("prompt_id") not in (None, prompt_id):
-                    continue
-                if event["type"] == "execution_error":
-                    raise RuntimeError(f"{data.get('node_type')}: {data.get('exception_message')}\n{server.log_tail()}")
-                if event["type"] == "executing":
-                    started.append((data["node"], time.perf_counter()))
-                    if data["node"] is None:
-                        break
-                elif event["type"] == "execution_success":
-                    started.append((None, time.perf_counter()))
-                    break
-    return {node: end - start for (node, start), (_, end) in zip(started, started[1:]) if node is not None}
-
-
 def run(server, prompt):
-    return asyncio.run(_queue_and_time(server, prompt))
+    """Run `prompt` on the server through the renderer's own client; seconds per node, from the server's
+    websocket messages (a node runs from its `executing` message to the next one's)."""
+    client = importlib.import_module(comfy_host.start().pack.__name__ + ".pipeline.server_client")
+    started = []
+    client.ServerRunner(server.url, server.output_dir).render(
+        prompt, on_node=lambda node: started.append((node, time.perf_counter())))
+    started.append((None, time.perf_counter()))
+    return {node: end - start for (node, start), (_, end) in zip(started, started[1:])}
 
 
 def peak_rss(server):
