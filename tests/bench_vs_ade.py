@@ -22,6 +22,9 @@ The graphs run in rotation (a busy machine slows all alike) and each figure is a
 The floor is the motion layers' matrix products alone at their real shapes (4 UNet calls, 2 videos of
 16 frames each), timed in this process: no implementation of the layers can take less.
 Fresh-server peak RSS: each graph once per size in a server of its own (VmHWM of the server process).
+With --module-times the server also loads tests/module_times.py, which times the UNet's blocks and the motion
+layers (ours: MotionLayer, ADE's: VanillaTemporalModule) inside the graph: their own time against the floor,
+and how much slower the UNet's own ResBlocks run beside them than in the plain baseline.
 
 ADE is never part of this repository: clone it yourself into a scratch folder, e.g.
     git clone https://github.com/Kosinkadink/ComfyUI-AnimateDiff-Evolved ~/.cache/animatelcm-fast/AnimateDiff-Evolved
@@ -29,6 +32,7 @@ and pass --ade (or ALCM_ADE_PATH). Without it, its rows are left out with a mess
 """
 import argparse
 import importlib
+import json
 import os
 import statistics
 import sys
@@ -113,18 +117,26 @@ def peak_rss(server):
     raise RuntimeError("no VmHWM in /proc: peak RSS needs Linux")
 
 
-def start_server(comfyui_path, ade):
+def start_server(comfyui_path, ade, module_times=None):
+    """module_times: a file for tests/module_times.py to write its totals to (None: it is not loaded)."""
     base = Path(tempfile.mkdtemp(prefix="alcm-bench-ade-"))
-    server = comfy_server.ComfyServer(comfyui_path, base, other_custom_nodes=[ade] if ade else (),
-                                       return_freed_heap=False)
+    other = ([ade] if ade else []) + ([Path(__file__).with_name("module_times.py")] if module_times else [])
+    if module_times:
+        os.environ["ALCM_MODULE_TIMES"] = str(module_times)  # the server inherits it
+    server = comfy_server.ComfyServer(comfyui_path, base, other_custom_nodes=other, return_freed_heap=False)
     checkpoint = stand_ins.sd15_checkpoint(server)
     stand_ins.motion_module(server, MOTION_FILE)
     return server, checkpoint
 
 
-def timings(comfyui_path, ade, kinds, sizes, repeats):
-    """{(kind, pixels): median sampler seconds}, all kinds in one server, rotated."""
-    server, checkpoint = start_server(comfyui_path, ade)
+def timings(comfyui_path, ade, kinds, sizes, repeats, module_times=None):
+    """{(kind, pixels): median sampler seconds}, all kinds in one server, rotated; with `module_times` (a dict to
+    fill), also {(kind, pixels): {module class: median seconds per sampler run}}."""
+    totals_file = Path(tempfile.mkdtemp(prefix="alcm-module-times-")) / "totals.json" if module_times is not None else None
+    server, checkpoint = start_server(comfyui_path, ade, totals_file)
+
+    def totals():
+        return json.loads(totals_file.read_text()) if totals_file and totals_file.exists() else {}
     try:
         if ade and "ADE_LoadAnimateDiffModel" not in server.get("/object_info"):
             raise SystemExit(f"AnimateDiff-Evolved at {ade} did not load in the server:\n{server.log_tail()}")
@@ -132,14 +144,20 @@ def timings(comfyui_path, ade, kinds, sizes, repeats):
         for pixels in sizes:
             for kind in kinds:  # warm-up: loads, layer builds, first-call allocations
                 run(server, graph(kind, checkpoint, pixels, seed=0))
-            times = {kind: [] for kind in kinds}
+            times, modules = {kind: [] for kind in kinds}, {kind: [] for kind in kinds}
             for repeat in range(repeats):
                 order = kinds[repeat % len(kinds):] + kinds[:repeat % len(kinds)]
                 for kind in order:
+                    before = totals()
                     seconds = run(server, graph(kind, checkpoint, pixels, seed=1 + repeat))[SAMPLER]
                     times[kind].append(seconds)
+                    modules[kind].append({name: total - before.get(name, 0.0) for name, total in totals().items()})
                     print(f"  {pixels}x{pixels} {kind}: {seconds:.2f} s", flush=True)
             medians.update({(kind, pixels): statistics.median(t) for kind, t in times.items()})
+            if module_times is not None:
+                for kind, runs in modules.items():
+                    module_times[(kind, pixels)] = {name: statistics.median(r.get(name, 0.0) for r in runs)
+                                                    for name in set().union(*runs)}
         return medians
     finally:
         server.stop()
@@ -191,6 +209,8 @@ def main():
     parser.add_argument("--no-rss", action="store_true", help="skip the fresh-server peak RSS runs")
     parser.add_argument("--rss-only", action="store_true", help="only the fresh-server peak RSS runs (no timing)")
     parser.add_argument("--only", help="comma-separated graphs to run (default: all four)")
+    parser.add_argument("--module-times", action="store_true",
+                        help="also time the motion layers and the UNet's blocks inside the graph (tests/module_times.py)")
     args = parser.parse_args()
     sizes = [int(p) for p in args.sizes.split(",")]
     ade = Path(args.ade).expanduser()
@@ -207,7 +227,8 @@ def main():
     if args.rss_only:
         fresh_peaks(host.comfyui_path, ade, kinds, sizes)
         return
-    medians = timings(host.comfyui_path, ade, kinds, sizes, args.repeats)
+    module_times = {} if args.module_times else None
+    medians = timings(host.comfyui_path, ade, kinds, sizes, args.repeats, module_times)
     peaks = {} if args.no_rss else fresh_peaks(host.comfyui_path, ade, kinds, sizes)
     with torch.inference_mode():
         floors = floor(host, sizes, args.repeats)
@@ -230,6 +251,26 @@ def main():
     for pixels, (seconds, gflop) in floors.items():
         print(f"floor at {pixels}x{pixels}: the motion layers' matrix products, {gflop:.0f} GFLOP in {STEPS} UNet calls, "
               f"{seconds:.2f} s alone ({gflop / seconds:.0f} GFLOPS on this machine)")
+    if module_times:
+        print_module_times(module_times, kinds, sizes, floors, baseline)
+
+
+def print_module_times(module_times, kinds, sizes, floors, baseline):
+    """Inside the graph: the motion layers' own time (against the floor) and what the UNet's blocks around them
+    cost more than in the stack's plain baseline (medians per sampler run)."""
+    print("\n| graph | pixels | UNet calls | motion layers | motion layers / floor | ResBlocks | SpatialTransformers | "
+          "Upsamples | UNet minus motion layers, more than its plain baseline |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for pixels in sizes:
+        for kind in kinds:
+            t = module_times[(kind, pixels)]
+            layers = t.get("MotionLayer", 0.0) + t.get("VanillaTemporalModule", 0.0)
+            plain = module_times.get((baseline.get(kind), pixels))
+            rest = f"{t['UNetModel'] - layers - plain['UNetModel']:+.2f} s" if plain else "—"
+            print(f"| {kind} | {pixels}x{pixels} | {t.get('UNetModel', 0.0):.2f} s | "
+                  f"{f'{layers:.2f} s' if layers else '—'} | {f'{layers / floors[pixels][0]:.2f}x' if layers else '—'} | "
+                  f"{t.get('ResBlock', 0.0):.2f} s | {t.get('SpatialTransformer', 0.0):.2f} s | "
+                  f"{t.get('Upsample', 0.0):.2f} s | {rest} |")
 
 
 if __name__ == "__main__":
