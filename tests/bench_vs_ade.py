@@ -121,18 +121,17 @@ def start_server(comfyui_path, ade, module_times=None):
     """module_times: a file for tests/module_times.py to write its totals to (None: it is not loaded)."""
     base = Path(tempfile.mkdtemp(prefix="alcm-bench-ade-"))
     other = ([ade] if ade else []) + ([Path(__file__).with_name("module_times.py")] if module_times else [])
-    if module_times:
-        os.environ["ALCM_MODULE_TIMES"] = str(module_times)  # the server inherits it
-    server = comfy_server.ComfyServer(comfyui_path, base, other_custom_nodes=other, return_freed_heap=False)
+    server = comfy_server.ComfyServer(comfyui_path, base, other_custom_nodes=other, return_freed_heap=False,
+                                       extra_env={"ALCM_MODULE_TIMES": str(module_times)} if module_times else None)
     checkpoint = stand_ins.sd15_checkpoint(server)
     stand_ins.motion_module(server, MOTION_FILE)
     return server, checkpoint
 
 
-def timings(comfyui_path, ade, kinds, sizes, repeats, module_times=None):
-    """{(kind, pixels): median sampler seconds}, all kinds in one server, rotated; with `module_times` (a dict to
-    fill), also {(kind, pixels): {module class: median seconds per sampler run}}."""
-    totals_file = Path(tempfile.mkdtemp(prefix="alcm-module-times-")) / "totals.json" if module_times is not None else None
+def timings(comfyui_path, ade, kinds, sizes, repeats, with_module_times=False):
+    """{(kind, pixels): median sampler seconds}, all kinds in one server, rotated; and {(kind, pixels): {module
+    class: median seconds per sampler run}} (empty unless `with_module_times`)."""
+    totals_file = Path(tempfile.mkdtemp(prefix="alcm-module-times-")) / "totals.json" if with_module_times else None
     server, checkpoint = start_server(comfyui_path, ade, totals_file)
 
     def totals():
@@ -140,7 +139,7 @@ def timings(comfyui_path, ade, kinds, sizes, repeats, module_times=None):
     try:
         if ade and "ADE_LoadAnimateDiffModel" not in server.get("/object_info"):
             raise SystemExit(f"AnimateDiff-Evolved at {ade} did not load in the server:\n{server.log_tail()}")
-        medians = {}
+        medians, module_times = {}, {}
         for pixels in sizes:
             for kind in kinds:  # warm-up: loads, layer builds, first-call allocations
                 run(server, graph(kind, checkpoint, pixels, seed=0))
@@ -154,11 +153,11 @@ def timings(comfyui_path, ade, kinds, sizes, repeats, module_times=None):
                     modules[kind].append({name: total - before.get(name, 0.0) for name, total in totals().items()})
                     print(f"  {pixels}x{pixels} {kind}: {seconds:.2f} s", flush=True)
             medians.update({(kind, pixels): statistics.median(t) for kind, t in times.items()})
-            if module_times is not None:
+            if with_module_times:
                 for kind, runs in modules.items():
                     module_times[(kind, pixels)] = {name: statistics.median(r.get(name, 0.0) for r in runs)
                                                     for name in set().union(*runs)}
-        return medians
+        return medians, module_times
     finally:
         server.stop()
 
@@ -227,8 +226,7 @@ def main():
     if args.rss_only:
         fresh_peaks(host.comfyui_path, ade, kinds, sizes)
         return
-    module_times = {} if args.module_times else None
-    medians = timings(host.comfyui_path, ade, kinds, sizes, args.repeats, module_times)
+    medians, module_times = timings(host.comfyui_path, ade, kinds, sizes, args.repeats, args.module_times)
     peaks = {} if args.no_rss else fresh_peaks(host.comfyui_path, ade, kinds, sizes)
     with torch.inference_mode():
         floors = floor(host, sizes, args.repeats)
@@ -239,7 +237,8 @@ def main():
     for pixels in sizes:
         for kind in kinds:
             seconds = medians[(kind, pixels)]
-            overhead = seconds - medians[(baseline[kind], pixels)] if kind in baseline else None
+            plain = medians.get((baseline.get(kind), pixels))  # absent for the plain graphs, or left out by --only
+            overhead = seconds - plain if plain is not None else None
             ade_overhead = (medians[("AnimateDiff-Evolved", pixels)] - medians[("plain, core", pixels)]
                             if ("AnimateDiff-Evolved", pixels) in medians else None)
             peak = peaks.get((kind, pixels))

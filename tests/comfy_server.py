@@ -27,9 +27,11 @@ def _free_port():
 
 
 class ComfyServer:
-    def __init__(self, comfyui_path, base_dir, front_end_root=None, other_custom_nodes=(), return_freed_heap=True):
-        """other_custom_nodes: folders of other node packs to serve beside this one (bench_vs_ade.py).
-        return_freed_heap=False: glibc's default heap, as a user's server runs (for timing)."""
+    def __init__(self, comfyui_path, base_dir, front_end_root=None, other_custom_nodes=(), return_freed_heap=True,
+                 extra_env=None):
+        """other_custom_nodes: folders (or .py files) of other node packs to serve beside this one (bench_vs_ade.py).
+        return_freed_heap=False: glibc's default heap, as a user's server runs (for timing).
+        extra_env: environment variables for the server process only."""
         self.base = Path(base_dir)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -49,7 +51,7 @@ class ComfyServer:
         # glibc returns freed blocks of 1 MB and more to the OS at once (the default keeps up to 32 MB blocks
         # in the heap): a UNet's weights, freed when the test unloads a workflow's models, leave the
         # server instead of staying resident beside the next workflow's
-        env = {**os.environ, **({"MALLOC_MMAP_THRESHOLD_": str(2**20)} if return_freed_heap else {})}
+        env = {**os.environ, **({"MALLOC_MMAP_THRESHOLD_": str(2**20)} if return_freed_heap else {}), **(extra_env or {})}
         self.process = subprocess.Popen(command, cwd=comfyui_path, stdout=open(self.log_path, "wb"),
                                         stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self._wait_until_ready()
