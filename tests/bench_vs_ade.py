@@ -22,6 +22,9 @@ The graphs run in rotation (a busy machine slows all alike) and each figure is a
 The floor is the motion layers' matrix products alone at their real shapes (4 UNet calls, 2 videos of
 16 frames each), timed in this process: no implementation of the layers can take less.
 Fresh-server peak RSS: each graph once per size in a server of its own (VmHWM of the server process).
+With --tuned-heap the servers run with three glibc settings that keep a worker thread's freed heap pages in the
+process (TUNED_HEAP below; what they showed: docs/benchmarks.md); without it, with glibc's defaults, as a user's
+server runs.
 With --module-times the server also loads tests/module_times.py, which times the UNet's blocks and the motion
 layers (ours: MotionLayer, ADE's: VanillaTemporalModule) inside the graph: their own time against the floor,
 and how much slower the UNet's own ResBlocks run beside them than in the plain baseline.
@@ -52,6 +55,14 @@ DEFAULT_ADE = Path.home() / ".cache" / "animatelcm-fast" / "AnimateDiff-Evolved"
 MOTION_FILE = "AnimateLCM_sd15_t2v.safetensors"
 FRAMES, STEPS, CFG = 16, 4, 1.5
 SAMPLER = "sampler"  # the sampler node's id in every graph
+# --tuned-heap: glibc settings that keep freed heap pages in the server. ComfyUI samples in a worker thread, whose
+# allocations glibc serves from 64 MB heaps: it unmaps a heap that empties (when the heap before it has room) and
+# trims one whose free top passes the trim threshold, so buffers freed between UNet calls come back as fresh
+# pages, a page fault each. A 64 MB top pad (a heap is unmapped only while the one before it has that much room,
+# which a 64 MB heap never has) and a trim threshold no heap reaches keep those pages. Setting either turns off
+# glibc's sliding mmap threshold, so that one is fixed at 32 MB: where it slides to beside a UNet, and its maximum.
+TUNED_HEAP = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TOP_PAD_": str(64 * 2**20),
+              "MALLOC_TRIM_THRESHOLD_": str(4 * 2**30)}
 
 
 def graph(kind, checkpoint, pixels, seed):
@@ -117,22 +128,24 @@ def peak_rss(server):
     raise RuntimeError("no VmHWM in /proc: peak RSS needs Linux")
 
 
-def start_server(comfyui_path, ade, module_times=None):
-    """module_times: a file for tests/module_times.py to write its totals to (None: it is not loaded)."""
+def start_server(comfyui_path, ade, heap, module_times=None):
+    """heap: environment of the server's allocator ({} for glibc's defaults, as a user's server runs);
+    module_times: a file for tests/module_times.py to write its totals to (None: it is not loaded)."""
     base = Path(tempfile.mkdtemp(prefix="alcm-bench-ade-"))
     other = ([ade] if ade else []) + ([Path(__file__).with_name("module_times.py")] if module_times else [])
+    env = {**heap, **({"ALCM_MODULE_TIMES": str(module_times)} if module_times else {})}
     server = comfy_server.ComfyServer(comfyui_path, base, other_custom_nodes=other, return_freed_heap=False,
-                                       extra_env={"ALCM_MODULE_TIMES": str(module_times)} if module_times else None)
+                                       extra_env=env)
     checkpoint = stand_ins.sd15_checkpoint(server)
     stand_ins.motion_module(server, MOTION_FILE)
     return server, checkpoint
 
 
-def timings(comfyui_path, ade, kinds, sizes, repeats, with_module_times=False):
+def timings(comfyui_path, ade, heap, kinds, sizes, repeats, with_module_times=False):
     """{(kind, pixels): median sampler seconds}, all kinds in one server, rotated; and {(kind, pixels): {module
     class: median seconds per sampler run}} (empty unless `with_module_times`)."""
     totals_file = Path(tempfile.mkdtemp(prefix="alcm-module-times-")) / "totals.json" if with_module_times else None
-    server, checkpoint = start_server(comfyui_path, ade, totals_file)
+    server, checkpoint = start_server(comfyui_path, ade, heap, totals_file)
 
     def totals():
         return json.loads(totals_file.read_text()) if totals_file and totals_file.exists() else {}
@@ -162,11 +175,11 @@ def timings(comfyui_path, ade, kinds, sizes, repeats, with_module_times=False):
         server.stop()
 
 
-def fresh_peaks(comfyui_path, ade, kinds, sizes):
+def fresh_peaks(comfyui_path, ade, heap, kinds, sizes):
     """{(kind, pixels): peak RSS of a fresh server after running the graph once at each size, smallest first}."""
     peaks = {}
     for kind in kinds:
-        server, checkpoint = start_server(comfyui_path, ade if kind == "AnimateDiff-Evolved" else None)
+        server, checkpoint = start_server(comfyui_path, ade if kind == "AnimateDiff-Evolved" else None, heap)
         try:
             for pixels in sorted(sizes):
                 run(server, graph(kind, checkpoint, pixels, seed=0))
@@ -207,9 +220,14 @@ def main():
                         help=f"an AnimateDiff-Evolved checkout (default $ALCM_ADE_PATH or {DEFAULT_ADE})")
     parser.add_argument("--no-rss", action="store_true", help="skip the fresh-server peak RSS runs")
     parser.add_argument("--rss-only", action="store_true", help="only the fresh-server peak RSS runs (no timing)")
-    parser.add_argument("--only", help="comma-separated graphs to run (default: all four)")
+    parser.add_argument("--only", action="append", metavar="GRAPH",
+                        help='a graph to run, by its name in the table (repeatable: --only ours --only "plain, ours"; '
+                             "default: all four)")
     parser.add_argument("--module-times", action="store_true",
                         help="also time the motion layers and the UNet's blocks inside the graph (tests/module_times.py)")
+    parser.add_argument("--tuned-heap", action="store_true",
+                        help="start the servers with glibc settings that keep a worker thread's freed heap pages: "
+                             + " ".join(f"{k}={v}" for k, v in TUNED_HEAP.items()))
     args = parser.parse_args()
     sizes = [int(p) for p in args.sizes.split(",")]
     ade = Path(args.ade).expanduser()
@@ -219,15 +237,22 @@ def main():
               f"!!   git clone https://github.com/Kosinkadink/ComfyUI-AnimateDiff-Evolved {ade}", flush=True)
         ade, kinds = None, [k for k in kinds if k != "AnimateDiff-Evolved"]
     if args.only:
-        kinds = [k for k in kinds if k in args.only.split(",")]
+        unknown = set(args.only) - set(kinds)
+        if unknown:
+            raise SystemExit(f"--only: no graph named {', '.join(map(repr, sorted(unknown)))} here; the graphs: "
+                             f"{', '.join(map(repr, kinds))}")
+        kinds = [k for k in kinds if k in args.only]
+    heap = TUNED_HEAP if args.tuned_heap else {}
+    inherited = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES"}
     host = comfy_host.start()  # stand-ins and the floor; the server is another process
     print(f"ComfyUI: {host.description}; AnimateDiff-Evolved: {ade or 'absent'}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; {FRAMES} frames, {STEPS} steps, cfg {CFG}, fp32 CPU", flush=True)
+          f"{torch.get_num_threads()} threads; {FRAMES} frames, {STEPS} steps, cfg {CFG}, fp32 CPU; server heap: "
+          f"{' '.join(f'{k}={v}' for k, v in {**inherited, **heap}.items()) or 'glibc defaults'}", flush=True)
     if args.rss_only:
-        fresh_peaks(host.comfyui_path, ade, kinds, sizes)
+        fresh_peaks(host.comfyui_path, ade, heap, kinds, sizes)
         return
-    medians, module_times = timings(host.comfyui_path, ade, kinds, sizes, args.repeats, args.module_times)
-    peaks = {} if args.no_rss else fresh_peaks(host.comfyui_path, ade, kinds, sizes)
+    medians, module_times = timings(host.comfyui_path, ade, heap, kinds, sizes, args.repeats, args.module_times)
+    peaks = {} if args.no_rss else fresh_peaks(host.comfyui_path, ade, heap, kinds, sizes)
     with torch.inference_mode():
         floors = floor(host, sizes, args.repeats)
     baseline = {"AnimateDiff-Evolved": "plain, core", "ours": "plain, ours"}
