@@ -27,7 +27,9 @@ process (TUNED_HEAP below; what they showed: docs/benchmarks.md); without it, wi
 server runs.
 With --module-times the server also loads tests/module_times.py, which times the UNet's blocks and the motion
 layers (ours: MotionLayer, ADE's: VanillaTemporalModule) inside the graph: their own time against the floor,
-and how much slower the UNet's own ResBlocks run beside them than in the plain baseline.
+and how much slower the UNet's own ResBlocks run beside them than in the plain baseline; and the page faults
+during UNet calls, in all and inside the motion layers, ResBlocks and SpatialTransformers (a fault is a page
+taken fresh from the OS: allocator churn, counted without a timing's noise).
 
 ADE is never part of this repository: clone it yourself into a scratch folder, e.g.
     git clone https://github.com/Kosinkadink/ComfyUI-AnimateDiff-Evolved ~/.cache/animatelcm-fast/AnimateDiff-Evolved
@@ -281,20 +283,25 @@ def main():
 
 def print_module_times(module_times, kinds, sizes, floors, baseline):
     """Inside the graph: the motion layers' own time (against the floor) and what the UNet's blocks around them
-    cost more than in the stack's plain baseline (medians per sampler run)."""
+    cost more than in the stack's plain baseline, and the page faults in each (medians per sampler run)."""
     print("\n| graph | pixels | UNet calls | motion layers | motion layers / floor | ResBlocks | SpatialTransformers | "
-          "Upsamples | UNet minus motion layers, more than its plain baseline |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "Upsamples | UNet minus motion layers, more than its plain baseline | page faults: UNet calls (motion layers / "
+          "ResBlocks / SpatialTransformers) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for pixels in sizes:
         for kind in kinds:
             t = module_times[(kind, pixels)]
             layers = t.get("MotionLayer", 0.0) + t.get("VanillaTemporalModule", 0.0)
             plain = module_times.get((baseline.get(kind), pixels))
             rest = f"{t['UNetModel'] - layers - plain['UNetModel']:+.2f} s" if plain else "—"
+            faults = {name: t.get(f"page faults {name}", 0) / 1e6 for name in  # module_times.py's keys
+                      ("UNetModel", "MotionLayer", "VanillaTemporalModule", "ResBlock", "SpatialTransformer")}
+            fault_counts = (f"{faults['UNetModel']:.2f} M ({faults['MotionLayer'] + faults['VanillaTemporalModule']:.2f} / "
+                            f"{faults['ResBlock']:.2f} / {faults['SpatialTransformer']:.2f})")
             print(f"| {kind} | {pixels}x{pixels} | {t.get('UNetModel', 0.0):.2f} s | "
                   f"{f'{layers:.2f} s' if layers else '—'} | {f'{layers / floors[pixels][0]:.2f}x' if layers else '—'} | "
                   f"{t.get('ResBlock', 0.0):.2f} s | {t.get('SpatialTransformer', 0.0):.2f} s | "
-                  f"{t.get('Upsample', 0.0):.2f} s | {rest} |")
+                  f"{t.get('Upsample', 0.0):.2f} s | {rest} | {fault_counts} |")
 
 
 if __name__ == "__main__":
