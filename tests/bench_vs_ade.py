@@ -67,6 +67,11 @@ TUNED_HEAP = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TOP_PAD_": str(
               "MALLOC_TRIM_THRESHOLD_": str(4 * 2**30)}
 
 
+def as_settings(env):
+    """Environment variables as they are typed on a command line: NAME=value NAME=value."""
+    return " ".join(f"{name}={value}" for name, value in env.items())
+
+
 def graph(kind, checkpoint, pixels, seed):
     """API-format prompt of one configuration."""
     prompt = {
@@ -229,7 +234,7 @@ def main():
                         help="also time the motion layers and the UNet's blocks inside the graph (tests/module_times.py)")
     parser.add_argument("--tuned-heap", action="store_true",
                         help="start the servers with glibc settings that keep a worker thread's freed heap pages: "
-                             + " ".join(f"{k}={v}" for k, v in TUNED_HEAP.items()))
+                             + as_settings(TUNED_HEAP))
     args = parser.parse_args()
     sizes = [int(p) for p in args.sizes.split(",")]
     ade = Path(args.ade).expanduser()
@@ -249,7 +254,7 @@ def main():
     host = comfy_host.start()  # stand-ins and the floor; the server is another process
     print(f"ComfyUI: {host.description}; AnimateDiff-Evolved: {ade or 'absent'}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {FRAMES} frames, {STEPS} steps, cfg {CFG}, fp32 CPU; server heap: "
-          f"{' '.join(f'{k}={v}' for k, v in {**inherited, **heap}.items()) or 'glibc defaults'}", flush=True)
+          f"{as_settings({**inherited, **heap}) or 'glibc defaults'}", flush=True)
     if args.rss_only:
         fresh_peaks(host.comfyui_path, ade, heap, kinds, sizes)
         return
