@@ -4,6 +4,9 @@ Every UNet call of a step runs the model on overlapping windows of `context_leng
 averages the windows' outputs per frame with fuse weights (AnimateDiff-Evolved's context options;
 ComfyUI >= 0.3.5x has the same idea in comfy/context_windows.py). Per-frame inputs (the prompt's
 per-frame conditioning, ControlNet residuals, the timesteps) are cut to each window's frames.
+Where ComfyUI lets the pack wrap its conditioning pass, the windows are made there instead, so
+that ControlNets run per window too (motion/windowed_conditioning.py); this file's UNet-level
+windows (`run_windowed`) serve the hosts without that hook.
 
 Schedules (N frames, L = context_length, O = overlap, Δ = L - O):
 - static: windows start at 0, Δ, 2Δ...; the last one is moved back to end flush with the video.
@@ -16,6 +19,10 @@ Closed loop: windows wrap from the last frame to the first, so the video loops s
 Fuse weights over a window of n frames: flat 1...1; pyramid 1, 2, ... n/2, n/2, ... 2, 1 (FreeNoise's
 weighted average); overlap-linear 1 in the middle, ramps (k+1)/(O+1) over the O frames shared
 with a neighbour, so a seam fades from one window to the next.
+
+Each window's calls carry `transformer_options["ad_params"]`, AnimateDiff-Evolved's published
+per-window parameters (`ad_params`), which IP-Adapter and Advanced-ControlNet read to give each frame
+its own image, weight, mask or hint.
 """
 import contextvars
 from contextlib import contextmanager
@@ -26,8 +33,9 @@ import torch
 SCHEDULES = ("uniform", "static", "batched")
 FUSE_METHODS = ("pyramid", "flat", "overlap-linear")
 CONTEXT_KEY = "animatelcm_context_windows"  # transformer_options key the options travel under
+AD_PARAMS = "ad_params"  # AnimateDiff-Evolved's key, which other packs read: never rename it
 
-_window = contextvars.ContextVar("animatelcm_window_frames", default=None)
+_window = contextvars.ContextVar("animatelcm_window", default=None)  # (the window's frames, the video's frames)
 
 
 def frames_of_window():
@@ -35,16 +43,35 @@ def frames_of_window():
 
     For per-frame inputs that live outside the call's arguments (the start image's features of
     image-to-video): they must be cut like the latents."""
-    return _window.get()
+    running = _window.get()
+    return None if running is None else running[0]
+
+
+def video_frames_of_window():
+    """The frame count of the whole video whose window is running, or None outside the pack's windows."""
+    running = _window.get()
+    return None if running is None else running[1]
 
 
 @contextmanager
-def _running(window):
-    token = _window.set(window)
+def running_window(window, frames):
+    """Marks the calls made inside as one window's (`window`: frame indices of a video of `frames` frames)."""
+    token = _window.set((list(window), frames))
     try:
         yield
     finally:
         _window.reset(token)
+
+
+def ad_params(window, frames):
+    """The window as AnimateDiff-Evolved publishes it per window (animatediff/sampling.py,
+    `create_exposed_params`: "DO NOT change any of the key names"), for the packs that read it:
+    - IPAdapter_plus (cubiq/ComfyUI_IPAdapter_plus CrossAttentionPatch.py, `ipadapter_attention`, lines 78,
+      128-157, 215-223): picks each frame's image, weight and mask with `sub_idxs` from a batch of `full_length`;
+    - Advanced-ControlNet (adv_control/utils.py, `get_control_inject`, lines 689-692): reads `sub_idxs`,
+      `full_length` and `context_length`, and cuts its hints, masks and keyframes itself.
+    """
+    return {"full_length": frames, "context_length": len(window), "sub_idxs": list(window)}
 
 
 @dataclass(frozen=True)
@@ -164,20 +191,23 @@ def _cut(value, index, batch):
     return value
 
 
-def window_inputs(args, index):
-    """The UNet-wrapper arguments of one window: latents, timesteps and per-frame inputs cut to its frames.
+def window_inputs(args, window, frames):
+    """The UNet-wrapper arguments of one window: latents, timesteps and per-frame inputs cut to its frames,
+    and the window published in `ad_params`.
 
     c_crossattn/c_concat hold one row per latent (ComfyUI repeats a prompt to the batch, and per-frame
     conditioning differs per row), and `control` holds the ControlNet residuals computed for every
     frame: each window gets its own frames' rows, never the first rows of the batch.
     """
     x, batch = args["input"], args["input"].shape[0]
+    index = batch_index(window, frames, batch // frames)
     c = {}
     for key, value in args["c"].items():
         if key == "transformer_options":
             value = dict(value)
             if "sigmas" in value:
                 value["sigmas"] = _cut(value["sigmas"], index, batch)
+            value[AD_PARAMS] = ad_params(window, frames)
             c[key] = value
         elif key == "control" or isinstance(value, torch.Tensor):
             c[key] = _cut(value, index, batch)
@@ -186,27 +216,39 @@ def window_inputs(args, index):
     return {**args, "input": x[index.to(x.device)], "timestep": _cut(args["timestep"], index, batch), "c": c}
 
 
-def run_windowed(run, apply_model, args, options):
-    """One UNet call made window by window: `run(apply_model, window_args)` per window, outputs fused.
+def each_window(frames, options, sigma, sample_sigmas, run_window):
+    """[(window, run_window(window))] for the windows of this step's call (at noise level `sigma`).
 
-    Cancel is checked before every window and progress moves window by window; nothing is kept
-    between calls, so an interrupted run leaves nothing behind.
+    Each window runs marked as running (frames_of_window); Cancel is checked before every window and
+    progress moves window by window; nothing is kept between calls, so an interrupted run leaves
+    nothing behind.
     """
     import comfy.model_management
     import comfy.utils
-    videos = len(args["cond_or_uncond"])
-    frames = args["input"].shape[0] // videos
-    if frames <= options.context_length:
-        return run(apply_model, args)
-    transformer_options = args["c"].get("transformer_options", {})
-    step, steps = step_of(args["timestep"][0], transformer_options.get("sample_sigmas"))
+    step, steps = step_of(sigma, sample_sigmas)
     windows = context_windows(frames, options, step)
     progress = comfy.utils.ProgressBar(steps * len(windows)) if steps else None
     results = []
     for n, window in enumerate(windows):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        with _running(window):
-            results.append((window, run(apply_model, window_inputs(args, batch_index(window, frames, videos)))))
+        with running_window(window, frames):
+            results.append((window, run_window(window)))
         if progress is not None:
             progress.update_absolute(min(step, steps - 1) * len(windows) + n + 1)
+    return results
+
+
+def run_windowed(run, apply_model, args, options):
+    """One UNet call made window by window: `run(apply_model, window_args)` per window, outputs fused.
+
+    Used where ComfyUI has no conditioning-level hook (motion/windowed_conditioning.py): there the
+    ControlNet residuals reach this call computed for every frame, and each window takes its own rows.
+    """
+    videos = len(args["cond_or_uncond"])
+    frames = args["input"].shape[0] // videos
+    if frames <= options.context_length:
+        return run(apply_model, args)
+    sample_sigmas = args["c"].get("transformer_options", {}).get("sample_sigmas")
+    results = each_window(frames, options, args["timestep"][0], sample_sigmas,
+                          lambda window: run(apply_model, window_inputs(args, window, frames)))
     return fuse(results, args["input"].shape, frames, videos, options)

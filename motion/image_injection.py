@@ -11,10 +11,11 @@ noisy latent or the timestep, so the AnimateLCM sampler computes them once per r
 computed on every UNet call, as the official pipeline does. Nothing is kept between runs.
 
 Under context windows each window's UNet call gets the features of its own frames, for the positive
-and negative videos alike: the pack's windows cut the whole video's features by the window's frame
-indices (motion/context_windows.frames_of_window); under ComfyUI's own windows, which cut the batch
-before the model wrapper, the features are computed for the window's frames (the encoder treats
-every frame on its own, so they are the same numbers).
+and negative videos alike: the pack's windows (made around the conditioning pass or inside the model
+wrapper) cut the whole video's features by the window's frame indices
+(motion/context_windows.frames_of_window); under ComfyUI's own windows, which cut the batch before
+the model wrapper, the features are computed for the window's frames (the encoder treats every frame
+on its own, so they are the same numbers).
 """
 import contextvars
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ import comfy.utils
 import torch
 from torch import nn
 
-from .context_windows import frames_of_window
+from .context_windows import frames_of_window, video_frames_of_window
 from .errors import FrameCountError, MotionModuleError
 from .image_encoder import build_image_encoder
 from .injection import MARK, MOTION_CHILD, block_with_layers_first, motion_bytes
@@ -125,6 +126,8 @@ class ImageToVideoWrapper:
         window = tuple(core_window.index_list) if core_window is not None else None
         if window is not None:
             frames = max(len(self.conditioning.reference), max(window) + 1)
+        elif video_frames_of_window() is not None:  # inside the pack's windows: the whole video's features
+            frames = video_frames_of_window()
         token = _features_of_call.set(self._features(frames, tuple(x.shape[-2:]), window))
         try:
             if self.inner is not None:

@@ -24,7 +24,7 @@ import comfy.utils
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import TimestepEmbedSequential
 
-from .context_windows import CONTEXT_KEY, run_windowed
+from .context_windows import CONTEXT_KEY, frames_of_window, run_windowed
 from .errors import FrameCountError, MotionModuleError
 from .frame_positions import POSITIONS_KEY, frame_positions
 from .video_batch import video_layout
@@ -85,8 +85,9 @@ class MotionWrapper:
     """UNet function wrapper: sets the video layout for the motion layers during one UNet call.
 
     When the MODEL carries context options (the Context Windows node), the call is made window by
-    window (motion/context_windows.py) and the frame limit applies to each window. ComfyUI's own
-    context windows, when a MODEL has them, have already cut the batch to a window: not windowed twice.
+    window (motion/context_windows.py) and the frame limit applies to each window, unless the pack's
+    conditioning-level windows (motion/windowed_conditioning.py) or ComfyUI's own context windows have
+    already cut the batch to a window: never windowed twice.
     """
 
     def __init__(self, module_name, max_frames, inner=None, family=None):
@@ -100,7 +101,8 @@ class MotionWrapper:
                 raise FrameCountError(
                     f"context_length {context.context_length} is longer than the {self.max_frames} frames the motion "
                     f"module '{self.module_name}' covers: set it to 16 (the training length) in Context Windows.")
-            return run_windowed(self._run, apply_model, args, context)
+            if frames_of_window() is None:
+                return run_windowed(self._run, apply_model, args, context)
         return self._run(apply_model, args)
 
     def _run(self, apply_model, args):

@@ -1,6 +1,7 @@
 """Long-video nodes: context windows (with FreeNoise), and frame positions past the motion module's encoding."""
 from ..motion.context_windows import CONTEXT_KEY, FUSE_METHODS, SCHEDULES, ContextOptions
 from ..motion.frame_positions import MODES, POSITIONS_KEY
+from ..motion.windowed_conditioning import add_conditioning_windows
 
 
 def _with_transformer_option(model, key, value):
@@ -59,7 +60,9 @@ class ContextWindows:
             raise ValueError("This MODEL already has ComfyUI's own context windows (the core 'Context Windows' "
                              "node): use one or the other, not both. Remove one of the two nodes.")
         options = ContextOptions(context_length, overlap, schedule, closed_loop, fuse, freenoise)
-        return (_with_transformer_option(model, CONTEXT_KEY, options),)
+        windowed = _with_transformer_option(model, CONTEXT_KEY, options)
+        add_conditioning_windows(windowed)  # where the host allows: ControlNets run window by window too
+        return (windowed,)
 
 
 class ExtendFramePositions:

@@ -4,6 +4,7 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
+from ..control.hints import check_hint_frames, controls_of_conditioning
 from ..motion.image_injection import carries_image, features_once_per_run
 from ..svd.schedule import is_svd_model, svd_sigmas
 from .freeinit import sample_with_freeinit
@@ -34,8 +35,11 @@ def svd_sigmas_for(steps, denoise=1.0):
 
 
 def require_frames_of(latent_frames, **conditionings):
-    """Refuse a CONDITIONING whose rows are neither one prompt (1) nor one per frame: ComfyUI would tile a
-    shorter one over the batch and cut a longer one (comfy.utils.repeat_to_batch_size), without a word."""
+    """Refuse a CONDITIONING whose rows, or whose ControlNet hints, are neither one (1) nor one per frame:
+    ComfyUI would tile a shorter one over the batch and cut a longer one (comfy.utils.repeat_to_batch_size,
+    comfy.controlnet.broadcast_image_to), without a word."""
+    for conditioning in conditionings.values():
+        check_hint_frames(controls_of_conditioning(conditioning), latent_frames)
     for name, conditioning in conditionings.items():
         for cond, _ in conditioning:
             if cond.shape[0] not in (1, latent_frames):

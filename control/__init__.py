@@ -1,0 +1,1 @@
+"""ControlNets and other per-frame controls over a video's frames and windows."""
