@@ -389,6 +389,20 @@ def test_a_file_declaring_2_ghz_loads_its_frames_and_says_its_sound_is_silence(h
     assert np.abs(samples).max() < 1e-3
 
 
+def test_an_unconnected_audio_output_is_never_decoded(host):
+    """Load Video → Save Video without the audio link: the file's sound (here a header of 2 GHz, which once
+    cost a 32 GB allocation) is not read, and no warning speaks of it."""
+    declare_rate(write_channels(host.input_dir / "unheard.mkv", "stereo", 2), 2_000_000_000)
+    frames_only = load_and_save("unheard.mkv", "webp", prefix="alcm_audio/unheard")
+    del frames_only["2"]["inputs"]["audio"]
+    result = host.run(frames_only, want=["1"])
+    assert "animatelcm_warnings" not in result.ui("2") and result.output("1", 1) == 16
+    sound = result.output("1", 4)
+    assert isinstance(sound, host.pack.video.audio.FileSound) and sound.audio is None  # still undecoded
+    assert "waveform" in sound and len(sound) == 2 and sound.audio is None  # nor by asking what it holds
+    assert sound["sample_rate"] == 44100 and sound.warnings  # read now: silence, and the header named
+
+
 def test_a_sound_too_long_for_free_ram_is_refused_with_the_numbers(host, monkeypatch):
     write_channels(host.input_dir / "six_channels.mkv", "5.1", 6)
     monkeypatch.setattr(host.pack.video.audio, "available_memory", lambda: 2**20)
