@@ -287,8 +287,8 @@ def expected_gains(channels):
 
 def write_channels(path, layout, channels, codec="pcm_s16le", rate=48000, seconds=2.0, frames=16):
     """A video of `frames` grey frames with `seconds` of channel_tones in `layout` (an FFmpeg layout name, or
-    "16c" for 16 channels of no named layout), written by PyAV from packed samples (its planar frames break
-    at 8 channels: video/audio.py)."""
+    "16c", FFmpeg's default for 16 channels), written by PyAV from packed samples (its planar frames break at
+    8 channels: video/audio.py)."""
     sound = channel_tones(channels, seconds, rate)
     with av.open(str(path), "w") as container:
         video = container.add_stream("mpeg4", rate=int(FPS))
@@ -510,7 +510,7 @@ SURROUND_FILES = {  # name: (layout, channels, codec)
     "seven_one.mov": ("7.1", 8, "pcm_s16le"),
     "eight_unnamed.mkv": ("7.1", 8, "pcm_s16le"),  # Matroska keeps the count, not the layout
     "sixteen.mov": ("hexadecagonal", 16, "pcm_s16le"),
-    "sixteen_unnamed.mkv": ("16c", 16, "pcm_f32le"),  # decodes to packed float: no conversion at all
+    "sixteen_unnamed.mkv": ("16c", 16, "pcm_f32le"),  # read back as 16 channels of no layout, packed float
 }
 
 
