@@ -12,12 +12,19 @@ EXAMPLE = ("0: a fox sleeping in the snow\n"
            "48: a fox running into a pine forest")
 TEXT_TOOLTIP = (
     "One keyframe per line, 'frame: prompt' (the A1111 AnimateDiff format: lines before the first keyframe and after "
-    "the last are added to every prompt). Also read: FizzNodes' '\"0\": \"prompt\",' and AnimateDiff-Evolved's "
-    "'0 = \"prompt\",'. Frames: 16; -1 (the last frame); 0.5 (half-way); 0:12 (frames 0-11 hold the prompt); 16: "
-    "(held until the next keyframe, no blend). Before the first keyframe the first prompt shows, after the last the "
-    "last. (word:1.2) weighting works as in CLIP Text Encode. A keyframe past the last frame is allowed (a story "
-    "rendered in parts) and named in a warning. Two keyframes on one frame, a line that is not an entry, or an "
-    "empty schedule are refused with the line.")
+    "the last are added to every prompt). Also read: FizzNodes' '\"0\": \"prompt\",' (JSON strings: \\u00e9 and \\\" "
+    "are decoded) and AnimateDiff-Evolved's '0 = \"prompt\",'. Frames: 16; -1 (the last frame); 0.5 (half-way); 0:12 "
+    "(frames 0-11 hold the prompt); 16: (held until the next keyframe, no blend). Before the first keyframe the first "
+    "prompt shows, after the last the last. (word:1.2) weighting works as in CLIP Text Encode. FizzNodes' '--neg' "
+    "splits a prompt: what follows it goes to the 'negative' output. A keyframe past the last frame is allowed (a "
+    "story rendered in parts) and named in a warning. Refused with the line: two keyframes on one frame, a line that "
+    "is not an entry (also one that looks like a mistyped keyframe, '4 - a forest'), FizzNodes' `expressions` "
+    "(nothing is evaluated), an empty schedule.")
+FRAMES_TOOLTIP = (
+    "Frames of the video. Ignored when a latent is connected: then its batch size is the frame count (connect the "
+    "sampler's latent, so the two always match). Each output holds frames x tokens x 768 values (0.23 MiB a frame "
+    "for prompts up to 75 tokens, twice that up to 150): over 2 GiB (about 9,000 frames of short prompts) is "
+    "refused; render a longer story in parts with start_frame.")
 
 
 class PromptSchedule:
@@ -27,12 +34,12 @@ class PromptSchedule:
             "clip": ("CLIP", {"tooltip": "The checkpoint's CLIP (text encoder)."}),
             "text": ("STRING", {"multiline": True, "default": EXAMPLE, "tooltip": TEXT_TOOLTIP}),
             "pre_text": ("STRING", {"multiline": True, "default": "", "tooltip":
-                                    "Put before every prompt (style, quality words): 'pre_text, prompt'."}),
+                                    "Put before every prompt (style, quality words): 'pre_text, prompt'. With "
+                                    "'--neg', what follows it goes before every negative."}),
             "app_text": ("STRING", {"multiline": True, "default": "", "tooltip":
-                                    "Put after every prompt: 'prompt, app_text'."}),
-            "frames": ("INT", {"default": 16, "min": 1, "max": 100000, "tooltip":
-                               "Frames of the video. Ignored when a latent is connected: then its batch size is the "
-                               "frame count (connect the sampler's latent, so the two always match)."}),
+                                    "Put after every prompt: 'prompt, app_text'. With '--neg', what follows it goes "
+                                    "after every negative."}),
+            "frames": ("INT", {"default": 16, "min": 1, "max": 100000, "tooltip": FRAMES_TOOLTIP}),
             "start_frame": ("INT", {"default": 0, "min": 0, "max": 1000000, "tooltip":
                                     "The story frame this video starts at. 0 for a whole video; for a long story "
                                     "rendered in parts, the first frame of this part (e.g. 64 for the second part of "
@@ -47,9 +54,13 @@ class PromptSchedule:
                                              "Image, or Image to Video's latent) instead of 'frames'."}),
         }}
 
-    RETURN_TYPES = ("CONDITIONING",)
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING")
+    RETURN_NAMES = ("CONDITIONING", "negative")  # the first keeps its name and slot: saved workflows link it
     OUTPUT_TOOLTIPS = ("One conditioning per frame: connect it to the sampler's positive (or negative) input, with a "
-                       "latent of as many frames.",)
+                       "latent of as many frames.",
+                       "The schedule's negative: the parts after FizzNodes' '--neg' (and after '--neg' in pre_text and "
+                       "app_text), one conditioning per frame, blended like the positive. Without any '--neg', the "
+                       "empty prompt (as CLIP Text Encode gives it, one row for every frame).")
     FUNCTION = "encode"
     CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Prompt travel: a prompt that changes over the video. Each distinct prompt is encoded once; frames "
@@ -61,9 +72,10 @@ class PromptSchedule:
                              "encoder).")
         if latent is not None:
             frames = latent["samples"].shape[0]
-        conditioning, late = schedule_conditioning(clip, text, frames, start_frame, pre_text, app_text, interpolation)
+        scheduled = schedule_conditioning(clip, text, frames, start_frame, pre_text, app_text, interpolation)
+        outputs, late = (scheduled.positive, scheduled.negative), scheduled.late
         if not late:
-            return (conditioning,)
+            return outputs
         named = ", ".join(f"{k.frame} (line {k.line})" for k in late)
         warning = (f"{NODE}: keyframe{'s' if len(late) > 1 else ''} {named} after this video's last frame "
                    f"({start_frame + frames - 1}): the frames before them blend towards them but never reach them. "
@@ -71,8 +83,7 @@ class PromptSchedule:
                    f"{start_frame + frames}); otherwise give the video more frames or move the keyframes.")
         log.warning("%s", warning)
         # the pack's web/warnings.js shows it on screen
-        return {"result": (conditioning,), "ui": {"animatelcm_warnings": [warning]}}
-
+        return {"result": outputs, "ui": {"animatelcm_warnings": [warning]}}
 
 NODE_CLASS_MAPPINGS = {"ALCM_PromptSchedule": PromptSchedule}
 NODE_DISPLAY_NAME_MAPPINGS = {"ALCM_PromptSchedule": "Prompt Schedule (AnimateLCM)"}

@@ -6,7 +6,7 @@ import comfy.utils
 import folder_paths
 from comfy.cli_args import args
 
-from ..video.audio import check_audio, load_audio
+from ..video.audio import FileSound, check_audio
 from ..video.decode import load_video, load_video_latent
 from ..video.encode import check_prefix, save_video
 from ..video.errors import VideoFileError
@@ -77,13 +77,15 @@ class SaveVideo:
              pingpong=False, quality=90, latent=None, vae=None, audio=None, prompt=None, extra_pnginfo=None):
         require_finite("Save Video (AnimateLCM)", frame_rate=frame_rate)
         warnings = []
+        if audio is not None and FORMATS[format].audio is None:  # not read at all: Load Video's is never decoded
+            warnings.append(f"Save Video: {format} cannot hold sound, so the video was saved without its audio. "
+                            "Pick mp4 or webm to keep it.")
+            log.warning("%s", warnings[-1])
+            audio = None
         if audio is not None:
-            check_audio(audio, "Save Video (AnimateLCM)")
-            if FORMATS[format].audio is None:
-                warnings.append(f"Save Video: {format} cannot hold sound, so the video was saved without its audio. "
-                                "Pick mp4 or webm to keep it.")
-                log.warning("%s", warnings[-1])
-                audio = None
+            checked = check_audio(audio, "Save Video (AnimateLCM)")  # a Load Video's sound is decoded here
+            warnings += audio.warnings if isinstance(audio, FileSound) else []
+            audio = checked
         images = frames_to_save(images, latent, vae)
         output_dir = folder_paths.get_output_directory()
         check_prefix(filename_prefix, output_dir)
@@ -141,13 +143,15 @@ class LoadVideo:
                        "The frame rate of the loaded frames (the file's, divided by select_every_nth).",
                        "With a vae connected: the video's latents, ready for the sampler (video-to-video).",
                        "The video's sound over exactly the loaded frames (from skip_first_frames, for frame_count ÷ "
-                       "fps seconds), at the file's sample rate and channels; silence (mono, 44.1 kHz) for a video "
-                       "without sound. Connect it to Save Video's audio to keep it.")
+                       "fps seconds), at the file's sample rate and channels (more than 8 are mixed down to "
+                       "stereo); silence (mono, 44.1 kHz) for a video without sound. Decoded only when a node uses "
+                       "it. Connect it to Save Video's audio to keep it.")
     FUNCTION = "load"
     CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Loads a video from the input folder as IMAGE frames, one frame at a time into one tensor, and its "
                    "sound over those frames as AUDIO; a video that would not fit in the free RAM is refused before "
-                   "decoding, with the numbers. A damaged sound stream is reported and the frames still load.")
+                   "decoding, with the numbers. The sound is decoded only when a node uses it; a sound that cannot be "
+                   "read is reported on that node (Save Video) and the frames still load.")
 
     def load(self, video, frame_cap, skip_first_frames, select_every_nth, resize_to_multiple_of_8, vae=None,
              prompt=None, unique_id=None):
@@ -166,12 +170,9 @@ class LoadVideo:
         else:
             samples, first_frame, fps = load_video_latent(path, vae, *options, progress=progress)
             result = (first_frame, samples.shape[0], fps, {"samples": samples})
-        # the frames' span of the file: from frame skip_first_frames at the file's rate, as long as they play
-        audio, problem = load_audio(path, skip_first_frames / (fps * select_every_nth), result[1] / fps)
-        if problem is None:
-            return (*result, audio)
-        log.warning("%s", problem)
-        return {"result": (*result, audio), "ui": {"animatelcm_warnings": [problem]}}
+        # the frames' span of the file: from frame skip_first_frames at the file's rate, as long as they play;
+        # decoded only when a node reads it
+        return (*result, FileSound(path, skip_first_frames / (fps * select_every_nth), result[1] / fps))
 
     @classmethod
     def IS_CHANGED(cls, video, **kwargs):

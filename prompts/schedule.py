@@ -1,19 +1,25 @@
-"""Prompt schedules as users already write them (REFERENCE.md §11), read into keyframes and per-frame blends.
+r"""Prompt schedules as users already write them, read into keyframes and per-frame blends.
 
 Formats (detected from the text):
 - FizzNodes / AnimateDiff-Evolved JSON: `"0": "a fox sleeping", "16": "a fox running"` (braces optional,
-  commas between entries optional);
+  commas between entries optional); the strings are JSON strings (`\u00e9`, `\"`, `\\` decoded as FizzNodes'
+  json.loads does; a backslash JSON gives no meaning, like ComfyUI's `\(`, stays as written);
 - AnimateDiff-Evolved pythonic: `0 = "a fox sleeping", 16 = "a fox running"`;
 - the A1111 AnimateDiff extension: one `frame: prompt` per line; lines before the first keyframe (the
-  head) and after the last (the tail) are shared by every prompt: "head, prompt, tail".
+  head) and after the last (the tail) are shared by every prompt: "head, prompt, tail". A line that starts
+  like a keyframe but is not one (`4 - a forest`, `4. a forest`, `1e1: a forest`) is refused, not shared.
 Index forms (AnimateDiff-Evolved's utils_scheduling.py): `16`; `-1` (from the end: frames - 1); `0.5` (a
 fraction of the frames: int(0.5 * frames), 1.0 = the last frame); `0:12` (frames 0-11 hold the prompt, then
 it blends on from frame 11 to the next keyframe); `16:` (held from 16 until the next keyframe, which then
 starts at once: no blend).
+FizzNodes' `--neg` splits a prompt (and pre_text, app_text, the head and tail) into its positive and negative
+parts; its backtick expressions (`` `t/16` ``, `pw_a`) are refused by name, since no expression is evaluated.
 Between keyframes a and b (not held), frame f is (1 - w)·E(a) + w·E(b), w = (f - a) / (b - a); before the
 first keyframe every frame is the first prompt, after the last the last. `start_frame` numbers this video's
 frames from there on, so a story rendered in parts continues where the previous part ended.
 """
+import bisect
+import json
 import re
 from dataclasses import dataclass
 
@@ -24,8 +30,16 @@ STRING = r'"((?:[^"\\\n]|\\.)*)"'
 QUOTED_ENTRY = re.compile(rf'"\s*({KEY})\s*"\s*:\s*{STRING}\s*,?')
 PYTHONIC_ENTRY = re.compile(rf'({KEY})\s*=\s*{STRING}\s*,?')
 LINE_ENTRY = re.compile(rf"\s*({NUMBER}(?::(?:{NUMBER})?)?)\s*:\s*(.*?)\s*")
-# A line that starts like a keyframe but is not one ("16 = a fox", "16 -> a fox", "16; a fox").
-BROKEN_ENTRY = re.compile(rf'\s*"?{NUMBER}"?\s*(?:=|->|;|\|)')
+# A line that starts like a keyframe but is not one: a number (signed, with an exponent too), then a separator
+# other than the colon ("16 = a fox", "16 -> a fox", "16; a fox", "4 - a fox", "4. a fox", "4) a fox", "4, a fox"),
+# or a colon after a number no index takes ("1e1: a fox", "+4: a fox"), or a number alone. Prose that starts with
+# a number runs straight on ("4k photo", "1girl", "35mm", "4-legged") or goes on with a word ("8 bit", "2 foxes").
+BROKEN_ENTRY = re.compile(r'\s*"?([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"?\s*'
+                          r'(?:(?:=>?|->|;|\||:|\)|,|\.(?=\s)|[-\u2013\u2014]+(?=\s))\s*(.*?)|)\s*')
+# The JSON escapes json.loads decodes (a run of them at once, so a surrogate pair becomes its one character).
+JSON_ESCAPES = re.compile(r'(?:\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt]))+')
+EXPRESSION = re.compile(r"`[^`\n]*`")
+NEGATIVE = "--neg"
 FORMS = {"json": '"16": "a fox running",', "pythonic": '16 = "a fox running",', "lines": "16: a fox running"}
 
 
@@ -44,6 +58,7 @@ class Entry:
 class Keyframe:
     frame: int  # in story frames (start_frame counts from here)
     prompt: str  # with pre_text/app_text (and the A1111 head and tail) around it
+    negative: str  # the parts after --neg, put together the same way ("" when there are none)
     hold: bool  # kept until the next keyframe, which starts at once
     line: int
 
@@ -75,9 +90,21 @@ def _scan(text, pattern, form):
             number, line = _line_of(text, position)
             raise ScheduleError(f"line {number} of the schedule is not a schedule entry: '{line}'. Write one entry "
                                 f"per keyframe as {FORMS[form]} (frame number, then the prompt in double quotes).")
-        entries.append(Entry(re.sub(r"\s+", "", match.group(1)), match.group(2).replace('\\"', '"'),
-                             _line_of(text, position)[0]))
+        number = _line_of(text, position)[0]
+        prompt = _json_string(match.group(2), number) if form == "json" else match.group(2).replace('\\"', '"')
+        entries.append(Entry(re.sub(r"\s+", "", match.group(1)), prompt, number))
         position = match.end()
+
+
+def _json_string(written, line):
+    """A JSON string's text as FizzNodes' json.loads reads it; a backslash JSON gives no meaning (ComfyUI's
+    escaped bracket, \\( ) stays as written instead of failing the schedule."""
+    text = JSON_ESCAPES.sub(lambda match: json.loads(f'"{match.group(0)}"'), written)
+    half = re.search("[\ud800-\udfff]", text)
+    if half:
+        raise ScheduleError(f"line {line}: '\\u{ord(half.group(0)):04x}' is half of a character (a UTF-16 surrogate "
+                            "without its pair): write both halves, e.g. '\\ud83e\\udd8a', or the character itself.")
+    return text
 
 
 def _lines(text):
@@ -87,9 +114,11 @@ def _lines(text):
         if not line.strip():
             continue
         match = LINE_ENTRY.fullmatch(line)
-        if BROKEN_ENTRY.match(line) and match is None:
+        broken = None if match else BROKEN_ENTRY.fullmatch(line)
+        if broken:
             raise ScheduleError(f"line {number} of the schedule is not a schedule entry: '{line.strip()}'. Write "
-                                f"'{FORMS['lines']}' (frame number, a colon, the prompt).")
+                                f"'{_as_entry(*broken.groups())}' (frame number, a colon, the prompt; a line of text "
+                                "for every prompt goes in pre_text or app_text).")
         if match:
             if tail:
                 raise ScheduleError(
@@ -100,12 +129,19 @@ def _lines(text):
         elif entries:
             tail.append((number, line.strip()))
         else:
-            head.append(line.strip())
-    return entries, head, [line for _, line in tail]
+            head.append((number, line.strip()))
+    return entries, head, tail
+
+
+def _as_entry(number, prompt):
+    """The entry a mistyped keyframe line meant: '4 - a fox' -> '4: a fox', '1e1: a fox' -> '10: a fox'."""
+    value = float(number)
+    frame = str(int(value)) if value.is_integer() else number.lstrip("+")
+    return f"{frame}: {prompt or 'your prompt'}"
 
 
 def parse(text):
-    """(entries, head, tail) of a schedule in any of the formats above."""
+    """(entries, head, tail) of a schedule in any of the formats above; head and tail are (line, text) pairs."""
     body = text.strip()
     if not body:
         raise ScheduleError("the schedule is empty: write one keyframe per line, e.g. '0: a fox sleeping' and "
@@ -121,7 +157,7 @@ def parse(text):
     entries, head, tail = _lines(text)
     if not entries:
         raise ScheduleError(f"the schedule has no keyframe: write one per line as '{FORMS['lines']}' (for one "
-                            f"prompt on every frame: '0: {head[0] if head else 'your prompt'}').")
+                            f"prompt on every frame: '0: {head[0][1] if head else 'your prompt'}').")
     return entries, head, tail
 
 
@@ -146,8 +182,24 @@ def _index(written, entry, frames, start_frame):
     return index
 
 
-def _text(prompt, pre_text, app_text, head=(), tail=()):
-    return ", ".join(part.strip() for part in (pre_text, *head, prompt, *tail, app_text) if part.strip())
+def _parts(text, where):
+    """(positive, negative) of one part of a prompt, split at FizzNodes' --neg; an expression is refused."""
+    expression = EXPRESSION.search(text)
+    if expression:
+        raise ScheduleError(
+            f"{where}: {expression.group(0)} is a FizzNodes expression (text between backticks, which FizzNodes "
+            "works out on every frame); this node works out no expression, and CLIP would read it as words. Write "
+            "the value it stands for, e.g. (snow:1.2), or give each value its own keyframe and let the blend between "
+            "keyframes move from one to the next.")
+    positive, _, negative = text.partition(NEGATIVE)
+    if NEGATIVE in negative:
+        raise ScheduleError(f"{where}: '{NEGATIVE}' is written twice. FizzNodes splits a prompt once: the positive "
+                            f"before '{NEGATIVE}', the negative after it.")
+    return positive, negative
+
+
+def _text(*parts):
+    return ", ".join(part.strip() for part in parts if part.strip())
 
 
 def keyframes(text, frames, start_frame=0, pre_text="", app_text="", interpolation="linear"):
@@ -155,22 +207,26 @@ def keyframes(text, frames, start_frame=0, pre_text="", app_text="", interpolati
     if interpolation not in INTERPOLATIONS:
         raise ScheduleError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not '{interpolation}'.")
     entries, head, tail = parse(text)
+    pre, app = _parts(pre_text, "pre_text"), _parts(app_text, "app_text")
+    head = [_parts(line, f"line {number}") for number, line in head]
+    tail = [_parts(line, f"line {number}") for number, line in tail]
     found, ranges = {}, []
     for entry in entries:
-        prompt = _text(entry.prompt, pre_text, app_text, head, tail)
+        around = [pre, *head, _parts(entry.prompt, f"line {entry.line}"), *tail, app]
+        prompt, negative = _text(*(p for p, _ in around)), _text(*(n for _, n in around))
         start, colon, end = entry.key.partition(":")
         first = _index(start, entry, frames, start_frame)
         if not colon or (end and _index(end, entry, frames, start_frame) - 1 == first):
-            points = [Keyframe(first, prompt, interpolation == "none", entry.line)]
+            points = [Keyframe(first, prompt, negative, interpolation == "none", entry.line)]
         elif not end:
-            points = [Keyframe(first, prompt, True, entry.line)]
+            points = [Keyframe(first, prompt, negative, True, entry.line)]
         else:
             last = _index(end, entry, frames, start_frame) - 1
             if last < first:
                 raise ScheduleError(f"line {entry.line}: the range {entry.key} holds no frame (it ends before it "
                                     f"starts; write start:end with end > start, e.g. {first}:{first + 8}).")
-            points = [Keyframe(first, prompt, True, entry.line), Keyframe(last, prompt, interpolation == "none",
-                                                                          entry.line)]
+            points = [Keyframe(first, prompt, negative, True, entry.line),
+                      Keyframe(last, prompt, negative, interpolation == "none", entry.line)]
             ranges.append((first, last, entry))
         for point in points:
             if point.frame in found:
@@ -191,18 +247,24 @@ def past_the_end(points, frames, start_frame=0):
     return [k for k in points if k.frame >= start_frame + frames]
 
 
-def blend(points, frames, start_frame=0):
-    """Which prompts make each of the video's `frames` frames, and how (a Blend over distinct prompts)."""
-    prompts = list(dict.fromkeys(k.prompt for k in points))
-    slot = {prompt: i for i, prompt in enumerate(prompts)}
-    first, second, weight = [], [], []
+def has_negative(points):
+    """Whether any part of the schedule has a --neg part (else the negative is the empty prompt)."""
+    return any(k.negative for k in points)
+
+
+def blend(points, frames, start_frame=0, negative=False):
+    """Which prompts (or negatives) make each of the video's `frames` frames, and how: a Blend over the distinct
+    prompts this video shows, so a keyframe whose prompt no frame of it uses is never encoded."""
+    text = (lambda k: k.negative) if negative else (lambda k: k.prompt)
+    starts = [k.frame for k in points]
+    pairs, weight = [], []
     for frame in range(start_frame, start_frame + frames):
-        before = [k for k in points if k.frame <= frame]
-        after = [k for k in points if k.frame > frame]
-        a = before[-1] if before else after[0]
-        b = after[0] if before and after else a
-        w = 0.0 if a.hold or a is b or a.prompt == b.prompt else (frame - a.frame) / (b.frame - a.frame)
-        first.append(slot[a.prompt])
-        second.append(slot[b.prompt])
+        after = bisect.bisect_right(starts, frame)  # points[after] is the first keyframe after this frame
+        a = points[after - 1] if after else points[0]
+        b = points[after] if after and after < len(points) else a
+        w = 0.0 if a.hold or a is b or text(a) == text(b) else (frame - a.frame) / (b.frame - a.frame)
+        pairs.append((text(a), text(b) if w else text(a)))
         weight.append(w)
-    return Blend(prompts, first, second, weight)
+    prompts = list(dict.fromkeys(prompt for pair in pairs for prompt in pair))
+    slot = {prompt: i for i, prompt in enumerate(prompts)}
+    return Blend(prompts, [slot[a] for a, _ in pairs], [slot[b] for _, b in pairs], weight)

@@ -70,7 +70,7 @@ def memory(pack, clip):
     print("|---|---|---|")
     text = "\n".join(f"{32 * k}: {prompt}" for k, prompt in enumerate(STORY))
     for frames in (256, 1024):
-        [[cond, extra]], _ = pack.prompts.conditioning.schedule_conditioning(clip, text, frames)
+        [[cond, extra]] = pack.prompts.conditioning.schedule_conditioning(clip, text, frames).positive
         size = cond.numel() * cond.element_size() + extra["pooled_output"].numel() * extra["pooled_output"].element_size()
         print(f"| {frames} | {size / 2**20:.1f} MiB ({cond.dtype}, {tuple(cond.shape)}) | {size / frames / 1024:.0f} KiB |")
 

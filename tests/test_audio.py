@@ -1,9 +1,13 @@
 """Sound: Load Video's audio output and Save Video's audio input (issue 22). Every source file is written
 here by PyAV directly (not by the pack's writer); every saved track is read back by PyAV directly."""
 import importlib.util
+import json
 import math
+import struct
 import sys
+import time
 import types
+import urllib.request
 from collections.abc import Mapping
 from unittest import mock
 
@@ -129,6 +133,19 @@ def test_a_tone_keeps_its_pitch_and_the_videos_length(host, format_name, codec):
     assert host.pack.video.decode.load_video(str(path))[0].shape[0] == 20
 
 
+@pytest.mark.parametrize("container", ["mkv", "mp4"])
+def test_sound_from_a_file_keeps_every_sample(host, container):
+    """AAC frames are 1024 samples (23.2 ms at 44.1 kHz) and Matroska times them in whole milliseconds: the
+    sound follows on from the first frame, so none is cut or doubled (placed by its own time, each frame
+    was, and the tone lost a third of its level to the phase jumps)."""
+    write_clip(host.input_dir / f"whole.{container}", 16, sound=tone(2.0, 44100), rate=44100)
+    result = host.run(load_and_save(f"whole.{container}", "mp4", prefix="alcm_audio/whole"), want=["1"])
+    waveform = result.output("1", 4)["waveform"][0].numpy()
+    second = waveform[:, 11025:11025 + 44100]  # 440 whole cycles: the tone is exactly one FFT bin
+    level = np.abs(np.fft.rfft(second, axis=1))[:, 440] / (44100 / 2)
+    assert level == pytest.approx([0.5, 0.5], abs=0.01)
+
+
 @pytest.mark.parametrize("skip, cap, nth, click_at", [(12, 8, 1, 0.5), (8, 6, 2, 1.0)])
 def test_a_click_lands_where_the_loaded_frames_put_it(host, skip, cap, nth, click_at):
     """Source: 32 frames at 8 fps, a click at 2.0 s. Skipping 12 frames (1.5 s, past the 1 s from which the
@@ -221,8 +238,8 @@ def test_mono_and_stereo_at_every_rate_load_and_save(pack, tmp_path, rate, chann
     """The file's rate and channels come out of Load Video as they are; mp4 keeps them (AAC has these rates),
     webm resamples to Opus's 48 kHz."""
     path = write_clip(tmp_path / "source.mp4", 10, sound=tone(1.25, rate, channels), rate=rate)
-    audio, problem = pack.video.audio.load_audio(str(path), 0.0, 10 / FPS)
-    assert problem is None and audio["sample_rate"] == rate
+    audio, warnings = pack.video.audio.load_audio(str(path), 0.0, 10 / FPS)
+    assert warnings == [] and audio["sample_rate"] == rate
     assert audio["waveform"].shape == (1, channels, round(1.25 * rate))
     for format_name, expected_rate in (("mp4", rate), ("webm", 48000)):
         out = tmp_path / f"saved.{format_name}"
@@ -233,11 +250,169 @@ def test_mono_and_stereo_at_every_rate_load_and_save(pack, tmp_path, rate, chann
         assert abs(dominant_hz(samples[-1, :saved_rate], saved_rate) - TONE) <= 2
 
 
-def test_six_channels_are_mixed_down_to_stereo(pack, tmp_path):
-    audio = {"waveform": torch.from_numpy(tone(1.0, 48000, 6))[None], "sample_rate": 48000}
-    pack.video.encode.save_video(torch.rand(8, SIZE, SIZE, 3), str(tmp_path / "six.mp4"), "mp4", FPS, audio=audio)
-    samples, _, _, _ = track(tmp_path / "six.mp4")
-    assert samples.shape[0] == 2 and np.abs(samples).max() > 0.3
+# --- more than two channels (issue 38) ----------------------------------------------------------------
+
+H = 1 / math.sqrt(2)
+# ITU-R BS.775's stereo downmix (Lo = L + 0.707 C + 0.707 Ls, Ro likewise; LFE left out), a back centre
+# split evenly over both sides (0.707 x 0.707): each channel's gain into (left, right)
+TO_STEREO = {"FL": (1, 0), "FR": (0, 1), "FC": (H, H), "LFE": (0, 0), "BL": (H, 0), "BR": (0, H), "SL": (H, 0),
+             "SR": (0, H), "BC": (0.5, 0.5)}
+# the channel order of each count, as WAV files have them (FFmpeg's defaults, quad for 4)
+ORDER = {3: "FL FR LFE", 4: "FL FR BL BR", 5: "FL FR FC BL BR", 6: "FL FR FC LFE BL BR", 7: "FL FR FC LFE BC SL SR",
+         8: "FL FR FC LFE BL BR SL SR"}
+LEVEL = 0.1  # each channel's tone: eight of them mixed stay far from clipping
+
+
+def channel_hz(channel):
+    return 300 + 100 * channel
+
+
+def channel_tones(channels, seconds, rate):
+    """[channels, samples] float32: channel i plays its own tone, channel_hz(i), at LEVEL."""
+    t = np.arange(round(seconds * rate)) / rate
+    return np.stack([LEVEL * np.sin(2 * np.pi * channel_hz(i) * t) for i in range(channels)]).astype(np.float32)
+
+
+def channel_gains(samples, rate, channels):
+    """[2, channels]: how loud each source channel's tone is in each output channel, over 1 s from 0.25 s
+    (a whole number of cycles of every tone, so each is exactly one FFT bin)."""
+    second = samples[:, rate // 4:rate // 4 + rate]
+    spectrum = np.abs(np.fft.rfft(second, axis=1)) / (rate / 2)
+    return spectrum[:, [channel_hz(i) for i in range(channels)]] / LEVEL
+
+
+def expected_gains(channels):
+    return np.array([[TO_STEREO[name][side] for name in ORDER[channels].split()] for side in (0, 1)])
+
+
+def write_channels(path, layout, channels, codec="pcm_s16le", rate=48000, seconds=2.0, frames=16):
+    """A video of `frames` grey frames with `seconds` of channel_tones in `layout` (an FFmpeg layout name, or
+    "16c", FFmpeg's default for 16 channels), written by PyAV from packed samples (its planar frames break at
+    8 channels: video/audio.py)."""
+    sound = channel_tones(channels, seconds, rate)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=int(FPS))
+        video.width, video.height, video.pix_fmt = SIZE, SIZE, "yuv420p"
+        audio = container.add_stream(codec, rate=rate)
+        audio.codec_context.layout = layout
+        for start in range(0, sound.shape[1], 1024):
+            block = np.ascontiguousarray(sound[:, start:start + 1024].T).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(block, format="flt", layout=layout)
+            frame.sample_rate, frame.pts = rate, start
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode(None))
+        for i in range(frames):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(np.full((SIZE, SIZE, 3), 8 * i, np.uint8),
+                                                                  format="rgb24")))
+        container.mux(video.encode(None))
+    return path
+
+
+def audio_into_save_video(format_name, frames=16, prefix="alcm_audio/mixed"):
+    """Test node's AUDIO → Save Video, under `frames` black frames."""
+    return {"1": {"class_type": "EmptyImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": frames,
+                                                         "color": 0}},
+            "3": {"class_type": "ALCM_TestAudioSource", "inputs": {"seed": 0}},
+            "2": {"class_type": "ALCM_SaveVideo", "inputs": {
+                "images": ["1", 0], "audio": ["3", 0], "filename_prefix": prefix, "format": format_name,
+                "frame_rate": FPS, "loop_count": 0, "pingpong": False, "quality": 90}}}
+
+
+@pytest.mark.parametrize("channels", range(3, 9))
+def test_3_to_8_channels_are_mixed_to_stereo_by_the_standard_downmix(host, audio_node, channels):
+    """Centre and surrounds at -3 dB, LFE left out, the same in mp4 and webm; keeping the first two channels
+    (or 8 channels failing with IndexError, as before) fails here."""
+    AudioSource.make = staticmethod(lambda: {"waveform": torch.from_numpy(channel_tones(channels, 2.0, 48000))[None],
+                                             "sample_rate": 48000})
+    for format_name in ("mp4", "webm"):
+        samples, rate, _, _ = track(saved_path(host, host.run(audio_into_save_video(format_name)).ui("2")))
+        assert samples.shape[0] == 2
+        np.testing.assert_allclose(channel_gains(samples, rate, channels), expected_gains(channels), atol=0.02,
+                                   err_msg=f"{format_name}, {channels} channels ({ORDER[channels]})")
+
+
+def test_more_than_8_channels_are_refused_by_save_video(host, audio_node):
+    import comfy_host
+    AudioSource.make = staticmethod(lambda: {"waveform": torch.zeros(1, 16, 48000), "sample_rate": 48000})
+    with pytest.raises(comfy_host.PromptFailed, match="'audio' input has 16 channels; at most 8 .* Mix it down first"):
+        host.run(audio_into_save_video("mp4"))
+
+
+# --- sample rates (issue 38) ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rate", [np.int64(44100), torch.tensor(44100), np.float64(44100.0), torch.tensor(44100.0),
+                                  np.array(44100)], ids=["numpy-int", "tensor-int", "numpy-float", "tensor-float",
+                                                         "numpy-0d-array"])
+def test_a_numpy_or_tensor_rate_is_a_rate(host, audio_node, rate):
+    AudioSource.make = staticmethod(lambda: {"waveform": torch.from_numpy(tone(2.0, 44100))[None], "sample_rate": rate})
+    samples, saved_rate, _, _ = track(saved_path(host, host.run(audio_into_save_video("mp4")).ui("2")))
+    assert saved_rate == 44100 and abs(dominant_hz(samples[0, :44100], 44100) - TONE) <= 2
+
+
+@pytest.mark.parametrize("rate, message", [
+    (10 ** 12, r"sample rate of 1,000,000,000,000 Hz; sound is 1,000 to 768,000 Hz"),
+    (1_000_000, r"sample rate of 1,000,000 Hz"),
+    (999, r"sample rate of 999 Hz"),
+    (np.float64("nan"), r"sample rate of nan, which is not a whole number"),
+    (torch.tensor(44100.5), r"sample rate of 44100.5, which is not a whole number"),
+    (float("inf"), r"sample rate of inf, which is not a whole number"),
+    ("44100", r"sample rate of '44100' \(str\)"),
+    (torch.tensor([44100, 48000]), r"sample rate of tensor\(\[44100, 48000\]\) \(Tensor\)"),
+], ids=["1e12", "1MHz", "999", "numpy-nan", "tensor-fraction", "inf", "text", "two-rates"])
+def test_a_rate_that_is_no_rate_is_refused_by_name(host, audio_node, rate, message):
+    """Before, 10^12 Hz reached the allocator (its message naming neither the input nor the rate)."""
+    import comfy_host
+    AudioSource.make = staticmethod(lambda: {"waveform": torch.zeros(1, 2, 4800), "sample_rate": rate})
+    with pytest.raises(comfy_host.PromptFailed, match=r"Save Video \(AnimateLCM\): the 'audio' input has a " + message):
+        host.run(audio_into_save_video("mp4", prefix="alcm_audio/refused_rate"))
+    assert not list((host.output_dir / "alcm_audio").glob("refused_rate_*"))
+
+
+def declare_rate(path, rate):
+    """Rewrite a Matroska file's sound header to declare `rate` Hz (its SamplingFrequency element, 0xB5, an
+    8-byte float), the samples left as they are."""
+    data = path.read_bytes()
+    written = b"\xb5\x88" + struct.pack(">d", 48000.0)
+    assert data.count(written) == 1
+    path.write_bytes(data.replace(written, b"\xb5\x88" + struct.pack(">d", float(rate))))
+
+
+def test_a_file_declaring_2_ghz_loads_its_frames_and_says_its_sound_is_silence(host):
+    """Before, the span's buffer was sized by the header's rate: 32 GB asked of the allocator."""
+    declare_rate(write_channels(host.input_dir / "two_ghz.mkv", "stereo", 2), 2_000_000_000)
+    result = host.run(load_and_save("two_ghz.mkv", "mp4"), want=["1"])
+    assert result.output("1", 1) == 16
+    [warning] = result.ui("2")["animatelcm_warnings"]
+    assert warning.startswith("'two_ghz.mkv': its sound stream says 2,000,000,000 Hz, 2 channels, which no decoder "
+                              "can use") and "the audio output is silence" in warning
+    samples, _, _, _ = track(saved_path(host, result.ui("2")))
+    assert np.abs(samples).max() < 1e-3
+
+
+def test_an_unconnected_audio_output_is_never_decoded(host):
+    """Load Video → Save Video without the audio link: the file's sound (here a header of 2 GHz, which once
+    cost a 32 GB allocation) is not read, and no warning speaks of it."""
+    declare_rate(write_channels(host.input_dir / "unheard.mkv", "stereo", 2), 2_000_000_000)
+    frames_only = load_and_save("unheard.mkv", "webp", prefix="alcm_audio/unheard")
+    del frames_only["2"]["inputs"]["audio"]
+    result = host.run(frames_only, want=["1"])
+    assert "animatelcm_warnings" not in result.ui("2") and result.output("1", 1) == 16
+    sound = result.output("1", 4)
+    assert isinstance(sound, host.pack.video.audio.FileSound) and sound.audio is None  # still undecoded
+    assert "waveform" in sound and len(sound) == 2 and sound.audio is None  # nor by asking what it holds
+    assert sound["sample_rate"] == 44100 and sound.warnings  # read now: silence, and the header named
+
+
+def test_a_sound_too_long_for_free_ram_is_refused_with_the_numbers(host, monkeypatch):
+    write_channels(host.input_dir / "six_channels.mkv", "5.1", 6)
+    monkeypatch.setattr(host.pack.video.audio, "available_memory", lambda: 2**20)
+    node = host.pack.nodes.video_nodes.LoadVideo()
+    frames, count, fps, _, audio = node.load("six_channels.mkv", 0, 0, 1, True)  # the frames need no sound
+    assert count == 16
+    with pytest.raises(host.pack.video.errors.VideoFileError, match=r"'six_channels.mkv': 2.0 s of its sound \(6 "
+                                                                     r"channels at 48,000 Hz\) need 2.2 MiB as AUDIO, "
+                                                                     r"but only 1.0 MiB of RAM is available"):
+        audio["waveform"]
 
 
 # --- refusals and warnings ------------------------------------------------------------------------------
@@ -315,13 +490,93 @@ def write_damaged(path, fps=8, rate=48000):
 def test_a_damaged_sound_stream_is_reported_and_the_frames_load(host):
     write_damaged(host.input_dir / "damaged.mkv")
     node = host.pack.nodes.video_nodes.LoadVideo()
-    result = node.load("damaged.mkv", 0, 0, 1, True)
-    frames, count, fps, _, audio = result["result"]
+    frames, count, fps, _, audio = node.load("damaged.mkv", 0, 0, 1, True)
     assert frames.shape == (16, SIZE, SIZE, 3) and count == 16 and fps == FPS
-    [warning] = result["ui"]["animatelcm_warnings"]
+    waveform = audio["waveform"][0, 0]  # decoded now, as a node reads it
+    [warning] = audio.warnings
     assert "'damaged.mkv': its sound could not be decoded after" in warning and "the frames loaded" in warning
-    waveform = audio["waveform"][0, 0]
     assert waveform.shape == (96000,) and waveform[:40000].abs().max() > 0.3 and not waveform[-4000:].any()
     through_executor = host.run(load_and_save("damaged.mkv", "mp4"), want=["1"])  # runs, and saves the sound it has
-    assert through_executor.ui("1")["animatelcm_warnings"] == [warning]
+    assert through_executor.ui("2")["animatelcm_warnings"] == [warning]  # on the node that used the sound
     assert saved_path(host, through_executor.ui("2")).is_file()
+
+
+# --- files that took the whole server down (issue 38), replayed on a real ComfyUI server --------------------
+# A segmentation fault ends the process it happens in, so these run on the host's own main.py in a
+# subprocess (conftest's comfyui_server), which answers after each or has crashed.
+
+SURROUND_FILES = {  # name: (layout, channels, codec)
+    "seven_one.mp4": ("7.1", 8, "aac"),  # AAC decodes to planar float
+    "seven_one.mov": ("7.1", 8, "pcm_s16le"),
+    "eight_unnamed.mkv": ("7.1", 8, "pcm_s16le"),  # Matroska keeps the count, not the layout
+    "sixteen.mov": ("hexadecagonal", 16, "pcm_s16le"),
+    "sixteen_unnamed.mkv": ("16c", 16, "pcm_f32le"),  # read back as 16 channels of no layout, packed float
+}
+
+
+def server_get(url, path):
+    with urllib.request.urlopen(url + path, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def run_on_server(server, prompt, what, timeout=180):
+    """Queue `prompt` on the server as the frontend does and wait for its history entry; fails, naming `what`
+    ran and with the end of the server's log, if the server stops answering."""
+    url, base = server
+    request = urllib.request.Request(url + "/prompt", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"prompt": prompt, "client_id": "alcm-audio"}).encode())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        prompt_id = json.loads(response.read())["prompt_id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            entry = server_get(url, f"/history/{prompt_id}").get(prompt_id)
+        except OSError as error:
+            log = (base / "server.log").read_text(errors="replace")[-3000:]
+            pytest.fail(f"the server stopped answering while it ran {what} ({error}); its log ends:\n{log}")
+        if entry:
+            return entry
+        time.sleep(0.2)
+    pytest.fail(f"{what} did not finish within {timeout} s")
+
+
+def server_answers(server):
+    """The server answers, its queue empty (a crash would have ended it; nothing is left stuck)."""
+    url, _ = server
+    queue = server_get(url, "/queue")
+    return bool(server_get(url, "/system_stats")) and queue["queue_running"] == queue["queue_pending"] == []
+
+
+def test_files_with_8_or_more_sound_channels_never_take_the_server_down(comfyui_server):
+    """Each file twice: Load Video with its audio output unconnected (the sound is not even decoded), then into
+    Save Video's audio (8 channels mixed to stereo by the standard downmix; 16 mixed to stereo by Load Video
+    from the file's layout, with a warning). Before, each one ended the server with a segmentation fault."""
+    _, base = comfyui_server
+    (base / "input").mkdir(exist_ok=True)
+    for name, (layout, channels, codec) in SURROUND_FILES.items():
+        write_channels(base / "input" / name, layout, channels, codec)
+        frames_only = load_and_save(name, "webp", prefix="alcm_audio/frames_only")
+        del frames_only["2"]["inputs"]["audio"]
+        entry = run_on_server(comfyui_server, frames_only, f"Load Video of {name}, its audio unconnected")
+        assert entry["status"]["status_str"] == "success", (name, entry["status"])
+        assert "animatelcm_warnings" not in entry["outputs"]["2"]  # nothing read the sound, nothing to say
+        assert server_answers(comfyui_server), name
+
+        entry = run_on_server(comfyui_server, load_and_save(name, "mp4", prefix="alcm_audio/with_sound"),
+                              f"Load Video of {name} into Save Video's audio")
+        assert entry["status"]["status_str"] == "success", (name, entry["status"])
+        assert server_answers(comfyui_server), name
+        ui = entry["outputs"]["2"]
+        samples, rate, _, _ = track(base / "output" / ui["images"][0]["subfolder"] / ui["images"][0]["filename"])
+        assert samples.shape[0] == 2, name
+        gains = channel_gains(samples, rate, channels)
+        if channels == 8:
+            assert "animatelcm_warnings" not in ui
+            np.testing.assert_allclose(gains, expected_gains(8), atol=0.02, err_msg=name)
+        else:
+            [warning] = ui["animatelcm_warnings"]
+            named = " (hexadecagonal)" if layout == "hexadecagonal" else ""
+            assert warning == (f"'{name}': its sound has 16 channels{named}; the audio output is that sound mixed "
+                               "down to stereo by FFmpeg (Save Video takes at most 8 channels).")
+            # the front pair keeps its sides, whatever FFmpeg makes of the other fourteen
+            assert gains[0, 0] > 0.3 and gains[1, 0] < 0.02 and gains[1, 1] > 0.3 and gains[0, 1] < 0.02, name

@@ -1,12 +1,14 @@
 """Prompt travel through ComfyUI's executor: every UNet call gets exactly its frames' rows of the Prompt Schedule's
 conditioning (positive and negative), with the pack's Context Windows, FreeInit and Image to Video, core KSampler
-and SamplerCustom, and ControlNet; the same seed and schedule give the same video; job lines set the schedule."""
+and SamplerCustom, and ControlNet; the same seed and schedule give the same video; job lines set the schedule; the
+bad-input probe's cases (issue 38) replayed through the executor."""
 import json
 
 import pytest
 import torch
 
 import stand_ins
+from fixture_clip import stand_in_clip_node
 from fixture_controlnet import tiny_controlnet
 from fixture_models import TINY_CHANNELS
 from fixture_motion import motion_state_dict, save_safetensors
@@ -178,6 +180,74 @@ def test_a_schedule_of_another_length_is_refused_through_the_executor(host, narr
     with pytest.raises(comfy_host.PromptFailed, match="'positive' holds conditioning for 16 frames, but "
                                                       "latent_image has 20 frames"):
         host.run(prompt, want=["9"], executor=executor)
+
+
+# --- the bad-input probe's cases, replayed through the executor -----------------------------------------
+
+@pytest.fixture(scope="module")
+def test_clips(host):
+    """The ALCM_TestCLIP node's wrappers, one per run (see fixture_clip.stand_in_clip_node)."""
+    calls = []
+    with stand_in_clip_node(calls):
+        yield calls
+
+
+def schedule_graph(checkpoint, text, frames=8, how=None, **nodes_by_id):
+    """The narrow checkpoint's CLIP (wrapped by ALCM_TestCLIP `how`, when given) → Prompt Schedule as node "3"."""
+    clip = ["1", 1]
+    prompt = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}}, **nodes_by_id}
+    if how:
+        prompt["2"] = {"class_type": "ALCM_TestCLIP", "inputs": {"clip": ["1", 1], "how": how}}
+        clip = ["2", 0]
+    prompt["3"] = {"class_type": "ALCM_PromptSchedule", "inputs": {
+        "clip": clip, "text": text, "pre_text": "", "app_text": "", "frames": frames, "start_frame": 0,
+        "interpolation": "linear"}}
+    return prompt
+
+
+@pytest.mark.parametrize("text, frames, message", [
+    ("0: a fox\n4 - a forest", 8,
+     "line 2 of the schedule is not a schedule entry: '4 - a forest'. Write '4: a forest'"),
+    ("0: a fox\n4. a forest", 8, "line 2 of the schedule is not a schedule entry: '4. a forest'. Write '4: a forest'"),
+    ("0: a fox\n1e1: a forest", 8, "line 2 .*'1e1: a forest'. Write '10: a forest'"),
+    ('"0": "a (fox:`0.5 + t/16`)"', 8, "line 1: `0.5 \\+ t/16` is a FizzNodes expression"),
+    ("0: a fox\n8: a forest", 100000, "100000 frames x 77 tokens x 768 values \\(float32\\) make a conditioning of "
+                                       "22.3 GiB, over the 2 GiB this node builds at once"),
+], ids=["dash", "dot", "exponent", "expression", "100000 frames"])
+def test_the_probe_cases_are_refused_through_the_executor(host, narrow, executor, text, frames, message):
+    import comfy_host
+    with pytest.raises(comfy_host.PromptFailed, match=message):
+        host.run(schedule_graph(narrow, text, frames), want=["3"], executor=executor)
+
+
+def test_json_strings_and_neg_through_the_executor_are_what_clip_text_encode_gives(host, narrow, executor):
+    encode = {"4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "caf\u00e9 au lait"}},
+              "5": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "blurry"}}}
+    prompt = schedule_graph(narrow, '"0": "caf\\u00e9 au lait --neg blurry"', 4, **encode)
+    result = host.run(prompt, want=["3", "4", "5"], executor=executor)
+    [[positive, _]], [[negative, _]] = result.output("3", 0), result.output("3", 1)
+    [[cafe, _]], [[blurry, _]] = result.output("4"), result.output("5")
+    assert positive.shape == negative.shape == (4, 77, 768)
+    assert all(torch.equal(positive[f], cafe[0]) and torch.equal(negative[f], blurry[0]) for f in range(4))
+
+
+def test_clip_output_on_another_device_through_the_executor(host, narrow, executor, test_clips):
+    text = "0: a fox --neg blurry\n4: a forest --neg night"
+    result = host.run(schedule_graph(narrow, text, 8, how="meta"), want=["3"], executor=executor)
+    [[positive, extra]], [[negative, _]] = result.output("3", 0), result.output("3", 1)
+    assert positive.shape == negative.shape == (8, 77, 768)
+    assert {t.device.type for t in (positive, extra["pooled_output"], negative)} == {"meta"}
+
+
+def test_keyframes_past_the_end_are_not_encoded_and_cancel_stops_the_encodes(host, narrow, executor, test_clips):
+    import comfy_host
+    many = "\n".join(f"{4 * k}: a fox, scene {k}" for k in range(100))
+    result = host.run(schedule_graph(narrow, many, 8, how="count"), want=["3"], executor=executor)
+    assert result.output("3", 0)[0][0].shape[0] == 8
+    assert len(test_clips[-1].encoded) == 3 + 1  # scenes 0-2 (frames 4-7 blend towards scene 2) and the negative
+    with pytest.raises(comfy_host.PromptFailed, match="interrupted"):
+        host.run(schedule_graph(narrow, many, 400, how="cancel at 2"), want=["3"], executor=executor)
+    assert len(test_clips[-1].encoded) == 2  # Cancel pressed during the second encode: no third one starts
 
 
 def test_controlnet_apply_keeps_the_schedule_per_window(host, pack, tiny_model, tmp_path):
