@@ -48,7 +48,9 @@ class ContextWindows:
     FUNCTION = "apply"
     CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Long videos at flat memory: the motion module runs on overlapping windows of context_length "
-                   "frames, averaged per frame. Put it between 'Apply Motion Module' and the sampler.")
+                   "frames, averaged per frame; ControlNets run window by window on each window's hint frames, and "
+                   "IP-Adapter image batches give each frame its own image. Put it between 'Apply Motion Module' "
+                   "and the sampler.")
 
     def apply(self, model, context_length, overlap, schedule, closed_loop, fuse, freenoise):
         if schedule not in SCHEDULES or fuse not in FUSE_METHODS:

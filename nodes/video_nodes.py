@@ -130,7 +130,9 @@ class LoadVideo:
         }, "optional": {
             "vae": ("VAE", {"tooltip": "Connect a VAE to get the video as latents, encoded a few frames at a time as "
                                        "they are decoded: a long video never sits in RAM at full resolution (the "
-                                       "frames output is then only the first frame)."}),
+                                       "frames output is then only the first frame, unless a node takes the frames, "
+                                       "a ControlNet's preprocessor say: then every frame, still encoded a few at a "
+                                       "time)."}),
         }, "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"}}
 
     # new outputs go at the end: saved workflows link outputs by position
@@ -138,7 +140,7 @@ class LoadVideo:
     RETURN_NAMES = ("frames", "frame_count", "fps", "latent", "audio")
     RETURN_LATENT = RETURN_NAMES.index("latent")
     OUTPUT_TOOLTIPS = ("The frames as an IMAGE batch (VAE Encode turns it into latents for video-to-video); with a "
-                       "vae connected, only the first frame.",
+                       "vae connected, only the first frame unless this output is connected to a node.",
                        "How many frames were loaded.",
                        "The frame rate of the loaded frames (the file's, divided by select_every_nth).",
                        "With a vae connected: the video's latents, ready for the sampler (video-to-video).",
@@ -168,8 +170,10 @@ class LoadVideo:
             frames, fps = load_video(path, *options, progress=progress)
             result = (frames, frames.shape[0], fps, None)
         else:
-            samples, first_frame, fps = load_video_latent(path, vae, *options, progress=progress)
-            result = (first_frame, samples.shape[0], fps, {"samples": samples})
+            # the frames too, when a node takes them (a ControlNet's preprocessor): still encoded a chunk at a time
+            keep_frames = _output_is_linked(prompt, unique_id, self.RETURN_NAMES.index("frames"))
+            samples, frames, fps = load_video_latent(path, vae, *options, progress=progress, keep_frames=keep_frames)
+            result = (frames, samples.shape[0], fps, {"samples": samples})
         # the frames' span of the file: from frame skip_first_frames at the file's rate, as long as they play;
         # decoded only when a node reads it
         return (*result, FileSound(path, skip_first_frames / (fps * select_every_nth), result[1] / fps))

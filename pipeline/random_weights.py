@@ -192,6 +192,35 @@ def write_sd15_checkpoint(path, seed=0, dtype=torch.float16):
     return path
 
 
+# --- SD1.5 ControlNet -----------------------------------------------------------------------------
+
+def controlnet_shapes(ch=UNET_CHANNELS, hint_channels=3):
+    """An SD1.5 ControlNet as lllyasviel's cldm.py lays it out (ControlNet 1.1): the UNet's time embedding,
+    input and middle blocks, the hint encoder (8 convolutions, 3 -> 16 -> 16 -> 32 -> 32 -> 96 -> 96 -> 256 ->
+    320 channels), one 1x1 zero convolution per input block and one after the middle block. The fp16
+    .safetensors files users download (control_v11p_sd15_canny_fp16.safetensors) hold these keys bare; the .pth
+    releases under `control_model.`."""
+    unet = unet_shapes(prefix="", ch=ch)
+    s = {k: v for k, v in unet.items() if k.startswith(("time_embed.", "input_blocks.", "middle_block."))}
+    widths = [hint_channels, 16, 16, 32, 32, 96, 96, 256, ch[0]]
+    for i, (cin, cout) in enumerate(zip(widths, widths[1:])):
+        s[f"input_hint_block.{2 * i}.weight"], s[f"input_hint_block.{2 * i}.bias"] = (cout, cin, 3, 3), (cout,)
+    blocks = 1 + 3 * len(ch) - 1  # conv_in, then two resnets per level and a downsampler below all but the last
+    for block in range(blocks):
+        width = unet[f"input_blocks.{block}.0.weight"][0] if block == 0 else \
+            next(shape[0] for key, shape in unet.items() if key.startswith(f"input_blocks.{block}.0.")
+                 and key.endswith(("out_layers.3.weight", "op.weight")))
+        s[f"zero_convs.{block}.0.weight"], s[f"zero_convs.{block}.0.bias"] = (width, width, 1, 1), (width,)
+    s["middle_block_out.0.weight"], s["middle_block_out.0.bias"] = (ch[-1], ch[-1], 1, 1), (ch[-1],)
+    return s
+
+
+def sd15_controlnet(seed=0, dtype=torch.float16, prefix=""):
+    """A random-weight SD1.5 ControlNet state dict (about 720 MB in fp16), `prefix` before every key."""
+    generator = torch.Generator().manual_seed(seed)
+    return {prefix + k: random_tensor(k, shape, generator, dtype) for k, shape in controlnet_shapes().items()}
+
+
 # --- AnimateLCM t2v motion module -------------------------------------------------------------
 
 def motion_layer(c, generator, zero_out=False):

@@ -39,6 +39,8 @@ def model_folder(input_name):
         return "diffusion_models"
     if input_name == "motion_lora_name":
         return "animatediff_motion_lora"
+    if input_name == "control_net_name":
+        return "controlnet"
     if "lora" in input_name:
         return "loras"
     return None
@@ -122,6 +124,16 @@ def cached_file(folder, name):
             sd = (random_weights.kohya_lora(rank=64, alpha=None, text_encoder=False) if spatial
                   else random_weights.kohya_lora(rank=8, alpha=4.0, text_encoder=True))
             _atomic(path, lambda p: save_file(sd, str(p)))
+        return path
+    if folder == "controlnet":
+        # the fp16 .safetensors conversions hold the ControlNet's keys bare, lllyasviel's .pth releases (pickles)
+        # under control_model.: ComfyUI reads both
+        as_pickle = not name.lower().endswith(SAFETENSORS)
+        path = CACHE_DIR / ("sd15_controlnet_random_v1" + (".pth" if as_pickle else ".safetensors"))
+        if not path.exists():
+            log.info("making a random-weight SD1.5 ControlNet (720 MB, once)")
+            sd = random_weights.sd15_controlnet(prefix="control_model." if as_pickle else "")
+            _atomic(path, (lambda p: torch.save(sd, p)) if as_pickle else (lambda p: save_file(sd, str(p))))
         return path
     if folder == "diffusion_models" and "svd" in name.lower() and name.lower().endswith(SAFETENSORS):
         return _svd_file(SVD_UNET_FILE, random_svd.animatelcm_svd_unet,

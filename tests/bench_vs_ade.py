@@ -99,22 +99,29 @@ def graph(kind, checkpoint, pixels, seed):
         prompt[SAMPLER] = ours
         ours["inputs"]["model"] = ["apply", 0]
     elif kind == "AnimateDiff-Evolved":
-        prompt["ade_load"] = {"class_type": "ADE_LoadAnimateDiffModel", "inputs": {"model_name": MOTION_FILE}}
-        prompt["ade_apply"] = {"class_type": "ADE_ApplyAnimateDiffModelSimple", "inputs": {"motion_model": ["ade_load", 0]}}
-        prompt["ade_sigmas"] = {"class_type": "ADE_RawSigmaSchedule", "inputs": {
-            "raw_beta_schedule": "sqrt_linear", "linear_start": 0.00085, "linear_end": 0.012, "sampling": "lcm",
-            "lcm_original_timesteps": 100, "zsnr": False}}
-        prompt["ade_settings"] = {"class_type": "ADE_AnimateDiffSamplingSettings", "inputs": {
-            "batch_offset": 0, "noise_type": "default", "seed_gen": "comfy", "seed_offset": 0,
-            "sigma_schedule": ["ade_sigmas", 0]}}
-        prompt["ade_model"] = {"class_type": "ADE_UseEvolvedSampling", "inputs": {
-            "model": ["ckpt", 0], "beta_schedule": "autoselect", "m_models": ["ade_apply", 0],
-            "sample_settings": ["ade_settings", 0]}}
         prompt[SAMPLER] = core
-        core["inputs"]["model"] = ["ade_model", 0]
+        core["inputs"]["model"] = ade_model(prompt, ["ckpt", 0], MOTION_FILE)
     else:
         raise ValueError(kind)
     return prompt
+
+
+def ade_model(prompt, model, motion_file, context_options=None, noise_type="default"):
+    """Adds AnimateDiff-Evolved's Gen2 nodes to `prompt` around `model` (a link) and returns the link of its MODEL:
+    Load AnimateDiff Model -> Apply (simple) -> Use Evolved Sampling with a Raw Sigma Schedule, the official
+    AnimateLCM schedule (see the module's docstring); `context_options`, a link to ADE's context options."""
+    prompt["ade_load"] = {"class_type": "ADE_LoadAnimateDiffModel", "inputs": {"model_name": motion_file}}
+    prompt["ade_apply"] = {"class_type": "ADE_ApplyAnimateDiffModelSimple", "inputs": {"motion_model": ["ade_load", 0]}}
+    prompt["ade_sigmas"] = {"class_type": "ADE_RawSigmaSchedule", "inputs": {
+        "raw_beta_schedule": "sqrt_linear", "linear_start": 0.00085, "linear_end": 0.012, "sampling": "lcm",
+        "lcm_original_timesteps": 100, "zsnr": False}}
+    prompt["ade_settings"] = {"class_type": "ADE_AnimateDiffSamplingSettings", "inputs": {
+        "batch_offset": 0, "noise_type": noise_type, "seed_gen": "comfy", "seed_offset": 0,
+        "sigma_schedule": ["ade_sigmas", 0]}}
+    prompt["ade_model"] = {"class_type": "ADE_UseEvolvedSampling", "inputs": {
+        "model": model, "beta_schedule": "autoselect", "m_models": ["ade_apply", 0], "sample_settings": ["ade_settings", 0],
+        **({"context_options": context_options} if context_options else {})}}
+    return ["ade_model", 0]
 
 
 def run(server, prompt):

@@ -64,3 +64,8 @@ def animatelcm_svd_unet(host, name="AnimateLCM-SVD-xt-1.1.safetensors"):
 def svd_checkpoint(host, name="svd_xt.safetensors"):
     """A random svd_xt-shaped Image Only checkpoint (narrow UNet, ViT-H CLIP vision, temporal VAE) as `name`."""
     return _linked(host, "checkpoints", name)
+
+
+def controlnet(host, name="control_v11p_sd15_canny_fp16.safetensors"):
+    """A full-size random SD1.5 ControlNet (ControlNet 1.1's layout, 723 MB fp16) in the controlnet folder as `name`."""
+    return _linked(host, "controlnet", name)

@@ -102,3 +102,34 @@ def test_streamed_load_gives_the_latents_of_load_then_encode(pack, host, vae):
     assert latent["samples"].shape == expected.shape == (20, 4, 8, 8)
     torch.testing.assert_close(latent["samples"], expected, atol=1e-5, rtol=1e-5)
     assert torch.equal(first, images[:1])
+
+
+def test_streamed_load_gives_every_frame_too_when_a_node_takes_them(pack, host, vae):
+    """A ControlNet graph takes Load Video's frames (for the hints) and its latents: every frame comes out, and the
+    VAE still encodes a chunk at a time, giving the latents of Load Video then VAE Encode."""
+    import nodes
+    generator = torch.Generator().manual_seed(4)
+    pack.video.encode.save_video(torch.rand(11, 32, 32, 3, generator=generator), str(host.input_dir / "hint_input.png"),
+                                 "apng", 8.0)
+    options = {"frame_cap": 0, "skip_first_frames": 0, "select_every_nth": 1, "resize_to_multiple_of_8": True}
+    encoded = []
+
+    class CountingVAE:  # the node's vae, counting the frames each encode is given
+        def encode(self, pixels):
+            encoded.append(pixels.shape[0])
+            return vae.encode(pixels)
+    takes_frames = {"1": {"class_type": "ALCM_LoadVideo", "inputs": {}},
+                    "2": {"class_type": "ALCM_CannyEdges", "inputs": {"images": ["1", 0]}}}
+    load = pack.nodes.video_nodes.LoadVideo()
+    with torch.inference_mode():
+        images = load.load("hint_input.png", **options)[0]
+        torch.manual_seed(5)
+        expected = nodes.VAEEncode().encode(vae, images)[0]["samples"]
+        torch.manual_seed(5)
+        frames, count, _, latent, _ = load.load("hint_input.png", vae=CountingVAE(), prompt=takes_frames, unique_id="1",
+                                                **options)
+        first = load.load("hint_input.png", vae=vae, prompt={"1": takes_frames["1"]}, unique_id="1", **options)[0]
+    assert torch.equal(frames, images) and count == 11
+    assert encoded == [8, 3]  # a chunk at a time, never the whole video
+    torch.testing.assert_close(latent["samples"], expected, atol=1e-5, rtol=1e-5)
+    assert torch.equal(first, images[:1])  # frames not taken: the first one only, as before

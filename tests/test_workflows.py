@@ -51,13 +51,42 @@ def test_t2v_converts_to_the_expected_prompt(host, workflow_api):
                     "loop_count": 0, "pingpong": False, "quality": 90}
 
 
-def test_v2v_keeps_the_sources_sound_and_frame_rate(host, workflow_api):
+V2V = [path for path in WORKFLOWS if '"ALCM_LoadVideo"' in path.read_text()]
+
+
+def test_the_video_to_video_workflows_are_found():
+    assert {p.name for p in V2V} == {"animatelcm_v2v.json", "animatelcm_long_v2v.json", "animatelcm_controlnet_v2v.json"}
+
+
+@pytest.mark.parametrize("path", V2V, ids=lambda p: p.name)
+def test_video_to_video_keeps_the_sources_sound_and_frame_rate(host, workflow_api, path):
     """Load Video's audio goes into Save Video, which writes mp4 (AAC) at the source's frame rate, so the
-    sound stays in step with the frames (issue 22)."""
-    prompt = workflow_api.to_api(load(WORKFLOW_DIR / "animatelcm_v2v.json"))
+    sound stays in step with the frames and a 30 fps source plays at 30 fps (issues 22, 36)."""
+    prompt = workflow_api.to_api(load(path))
     [load_id] = [i for i, node in prompt.items() if node["class_type"] == "ALCM_LoadVideo"]
     [save] = [node["inputs"] for node in prompt.values() if node["class_type"] == "ALCM_SaveVideo"]
     assert (save["audio"], save["frame_rate"], save["format"]) == ([load_id, 4], [load_id, 2], "mp4")
+
+
+def test_controlnet_v2v_steers_every_window_with_its_own_frames_edges(host, workflow_api):
+    """Load Video gives frames (edges) and streamed latents at once; the Canny ControlNet is applied to both prompts
+    with ControlNet 1.1's own settings; the model is windowed; Save Video decodes a few frames at a time."""
+    prompt = workflow_api.to_api(load(WORKFLOW_DIR / "animatelcm_controlnet_v2v.json"))
+    by_type = {node["class_type"]: (node_id, node["inputs"]) for node_id, node in prompt.items()}
+    load_id, loader = by_type["ALCM_LoadVideo"]
+    ckpt = by_type["CheckpointLoaderSimple"][0]
+    canny_id, canny = by_type["ALCM_CannyEdges"]
+    apply_id, apply = by_type["ControlNetApplyAdvanced"]
+    _, sampler = by_type["ALCM_Sampler"]
+    assert (loader["vae"], loader["frame_cap"]) == ([ckpt, 2], 0)  # every frame, latents encoded as decoded
+    assert canny["images"] == [load_id, 0]
+    assert (canny["low_threshold"], canny["high_threshold"]) == PACK_SETTINGS["canny"][0]
+    assert apply["image"] == [canny_id, 0] and apply["control_net"] == [by_type["ControlNetLoader"][0], 0]
+    assert (apply["strength"], apply["start_percent"], apply["end_percent"]) == PACK_SETTINGS["controlnet"][0]
+    assert (sampler["positive"], sampler["negative"], sampler["latent_image"]) == ([apply_id, 0], [apply_id, 1],
+                                                                                   [load_id, 3])
+    assert by_type["ControlNetLoader"][1]["control_net_name"] == "control_v11p_sd15_canny_fp16.safetensors"
+    assert by_type["ALCM_SaveVideo"][1]["latent"] == [by_type["ALCM_Sampler"][0], 0]
 
 
 # The official AnimateLCM recipe (github G-U-N/AnimateLCM, animatelcm_sd15/), per motion module: what every
@@ -99,6 +128,11 @@ PACK_SETTINGS = {
     "motion_lora_strength": (1.0, "AnimateDiff v2 camera LoRAs as trained (guoyww/AnimateDiff configs: alpha 1.0)"),
     "freeinit": ((3, "butterworth", 0.25, 0.25, 4), "TianxingWu/FreeInit: butterworth, n 4, d_s = d_t = 0.25; "
                                                     "3 passes: the pack's time budget (each pass is a full run)"),
+    # the official AnimateLCM code uses no ControlNet (the paper plugs one in without training): ControlNet 1.1's own
+    "controlnet": ((1.0, 0.0, 1.0), "lllyasviel/ControlNet-v1-1-nightly gradio_canny.py: 'Control Strength' value=1.0, "
+                                    "on every step"),
+    "canny": ((100, 200), "lllyasviel/ControlNet-v1-1-nightly gradio_canny.py: 'Canny low/high threshold' 100/200 "
+                          "(annotator/canny: cv2.Canny)"),
 }
 
 

@@ -36,13 +36,16 @@ def load_video(path, frame_cap=0, skip_first_frames=0, select_every_nth=1, multi
     return frames, fps
 
 
-def load_video_latent(path, vae, frame_cap=0, skip_first_frames=0, select_every_nth=1, multiple_of=8, progress=None):
-    """(latent samples, first frame as IMAGE, fps) of a video file, encoded by `vae` CHUNK_FRAMES frames at a
-    time as they are decoded: the frames never exist all at once at full resolution."""
-    return _load(path, frame_cap, skip_first_frames, select_every_nth, multiple_of, progress, vae)
+def load_video_latent(path, vae, frame_cap=0, skip_first_frames=0, select_every_nth=1, multiple_of=8, progress=None,
+                      keep_frames=False):
+    """(latent samples, frames as IMAGE, fps) of a video file, encoded by `vae` CHUNK_FRAMES frames at a time as
+    they are decoded. The IMAGE is the first frame only, so the frames never exist all at once at full
+    resolution; with `keep_frames`, every frame (for a graph that also needs them, a ControlNet's hints):
+    the VAE still encodes a chunk at a time, never the whole video at once."""
+    return _load(path, frame_cap, skip_first_frames, select_every_nth, multiple_of, progress, vae, keep_frames)
 
 
-def _load(path, frame_cap, skip_first_frames, select_every_nth, multiple_of, progress, vae=None):
+def _load(path, frame_cap, skip_first_frames, select_every_nth, multiple_of, progress, vae=None, keep_frames=False):
     name = os.path.basename(path)
     if not os.path.isfile(path):
         raise VideoFileError(f"'{name}' does not exist (looked for {path}).")
@@ -54,10 +57,15 @@ def _load(path, frame_cap, skip_first_frames, select_every_nth, multiple_of, pro
         with opener(path, name) as source:
             indices = select_frames(name, source.frame_count, frame_cap, skip_first_frames, select_every_nth)
             height, width = target_size(source.height, source.width, multiple_of)
-            held = len(indices) if vae is None else min(CHUNK_FRAMES, len(indices))  # frames in RAM at once
+            chunk = min(CHUNK_FRAMES, len(indices))  # frames encoded at once
+            held = len(indices) if vae is None or keep_frames else chunk  # frames in RAM at once
             check_memory(name, held, height, width)
             frames = torch.empty((held, height, width, 3), dtype=torch.float32)
-            latents, first = [], None
+            latents = []
+
+            def encode(count):  # the last `count` frames decoded
+                start = decoded - count if held > chunk else 0
+                latents.append(encode_frames(vae, frames[start:start + count] / 255))
             for frame in source.read(indices):
                 if frame.shape[:2] != (height, width):
                     shrink = height * width < frame.shape[0] * frame.shape[1]
@@ -65,15 +73,15 @@ def _load(path, frame_cap, skip_first_frames, select_every_nth, multiple_of, pro
                     frame = cv2.resize(frame, (width, height), interpolation=interpolation)
                 frames[decoded % held].copy_(torch.from_numpy(frame))  # uint8 to float32 in place, no temporary
                 decoded += 1
-                if vae is not None and decoded % held == 0:
-                    first = frames[:1] / 255 if first is None else first
-                    latents.append(encode_frames(vae, frames / 255))
+                if vae is not None and decoded == 1:
+                    first = frames[:1] / 255
+                if vae is not None and decoded % chunk == 0:
+                    encode(chunk)
                 if progress is not None:
                     progress(decoded, len(indices))
             fps = source.fps
-            if vae is not None and decoded % held:
-                first = frames[:1] / 255 if first is None else first
-                latents.append(encode_frames(vae, frames[:decoded % held] / 255))
+            if vae is not None and decoded % chunk:
+                encode(decoded % chunk)
     except VideoFileError:
         raise
     except (FFmpegError, cv2.error, *PILLOW_ERRORS) as error:  # the decoders' own, named after the file
@@ -87,7 +95,7 @@ def _load(path, frame_cap, skip_first_frames, select_every_nth, multiple_of, pro
                                  f"(its header claims {source.frame_count}): set frame_cap to {decoded} or less.")
         frames = frames[:decoded]
     if vae is not None:
-        return torch.cat(latents), first, fps / select_every_nth
+        return torch.cat(latents), frames[:decoded].div_(255) if keep_frames else first, fps / select_every_nth
     return frames.div_(255), None, fps / select_every_nth
 
 
