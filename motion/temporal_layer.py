@@ -2,7 +2,8 @@
 
 Per layer (AnimateDiff / AnimateLCM `TemporalTransformer3DModel`, one transformer block):
     h = proj_in(GroupNorm(x))                        GroupNorm per frame, then one token per pixel
-    for each of the two temporal self-attentions:    attention runs across frames, for every pixel
+    for each temporal self-attention (two; one in   attention runs across frames, for every pixel
+    SparseCtrl's layers):
         h = h + Attention(LayerNorm(h) + pe[:frames])
     h = h + GEGLU_FeedForward(LayerNorm(h))
     out = x + strength · proj_out(h)                 proj_out is zero-initialised in training
@@ -128,10 +129,11 @@ class GEGLUFeedForward(nn.Module):
 
 
 class TemporalTransformerBlock(nn.Module):
-    def __init__(self, channels, max_frames, stored_pe=False):
+    def __init__(self, channels, max_frames, stored_pe=False, attentions=2):
         super().__init__()
-        self.attention_blocks = nn.ModuleList([TemporalAttention(channels, max_frames, stored_pe) for _ in range(2)])
-        self.norms = nn.ModuleList([ops.LayerNorm(channels) for _ in range(2)])
+        self.attention_blocks = nn.ModuleList([TemporalAttention(channels, max_frames, stored_pe)
+                                               for _ in range(attentions)])
+        self.norms = nn.ModuleList([ops.LayerNorm(channels) for _ in range(attentions)])
         self.ff = GEGLUFeedForward(channels)
         self.ff_norm = ops.LayerNorm(channels)
 
@@ -144,11 +146,11 @@ class TemporalTransformerBlock(nn.Module):
 
 
 class TemporalTransformer(nn.Module):
-    def __init__(self, channels, max_frames, stored_pe=False):
+    def __init__(self, channels, max_frames, stored_pe=False, attentions=2):
         super().__init__()
         self.norm = ops.GroupNorm(32, channels, eps=1e-6)
         self.proj_in = ops.Linear(channels, channels)
-        self.transformer_blocks = nn.ModuleList([TemporalTransformerBlock(channels, max_frames, stored_pe)])
+        self.transformer_blocks = nn.ModuleList([TemporalTransformerBlock(channels, max_frames, stored_pe, attentions)])
         self.proj_out = ops.Linear(channels, channels)
 
     def forward(self, x, videos, strength=1.0, pe_scale=1.0):
@@ -205,10 +207,12 @@ class TemporalTransformer(nn.Module):
 class MotionLayer(nn.Module):
     """One motion-module position in the UNet (`<block>.motion_modules.<j>` in the file)."""
 
-    def __init__(self, channels, max_frames, stored_pe=False):
-        """stored_pe: the file brings its own positional encoding (else the fixed sinusoid is used)."""
+    def __init__(self, channels, max_frames, stored_pe=False, attentions=2):
+        """stored_pe: the file brings its own positional encoding (else the fixed sinusoid is used).
+        attentions: temporal self-attentions per block; motion modules have two ("Temporal_Self",
+        "Temporal_Self"), SparseCtrl's layers one (its configs' attention_block_types)."""
         super().__init__()
-        self.temporal_transformer = TemporalTransformer(channels, max_frames, stored_pe)
+        self.temporal_transformer = TemporalTransformer(channels, max_frames, stored_pe, attentions)
         self.strength = 1.0
         self.pe_scale = 1.0
 

@@ -166,7 +166,8 @@ def temporal_layer(w, x, videos, strength=1.0, heads=8):
     def layer_norm(v, name):
         return F.layer_norm(v, (c,), w[name + ".weight"], w[name + ".bias"])
 
-    for a in range(2):
+    attentions = sorted({int(k.split("attention_blocks.")[1].split(".")[0]) for k in w if "attention_blocks." in k})
+    for a in attentions:  # two in a motion module, one in SparseCtrl's layers
         p = f"{b}attention_blocks.{a}."
         stored = w.get(p + "pos_encoder.pe")
         pe = stored[0, :f] if stored is not None else sinusoid(f, c)
@@ -246,6 +247,111 @@ def image_encoder(w, latent, motion_scale):
 
 
 IMAGE_FEATURE_BLOCKS = (2, 5, 8, 11)  # official unet.py: the adapter's feature i joins down block i's output
+
+
+# --- SparseCtrl (AnimateDiff v3: animatediff/models/sparse_controlnet.py, SparseControlNetModel.forward) ----------
+
+def _silu(x):
+    return x * torch.sigmoid(x)
+
+
+def _resnet(w, p, x, temb):
+    """ResnetBlock3D: GroupNorm(32, eps 1e-5), SiLU, conv; + time_emb_proj(SiLU(temb)); GroupNorm, SiLU, conv;
+    + the input (a 1×1 conv_shortcut where the width changes)."""
+    h = F.conv2d(_silu(F.group_norm(x, 32, w[p + "norm1.weight"], w[p + "norm1.bias"], 1e-5)),
+                 w[p + "conv1.weight"], w[p + "conv1.bias"], padding=1)
+    h = h + (_silu(temb) @ w[p + "time_emb_proj.weight"].T + w[p + "time_emb_proj.bias"])[:, :, None, None]
+    h = F.conv2d(_silu(F.group_norm(h, 32, w[p + "norm2.weight"], w[p + "norm2.bias"], 1e-5)),
+                 w[p + "conv2.weight"], w[p + "conv2.bias"], padding=1)
+    if p + "conv_shortcut.weight" in w:
+        x = F.conv2d(x, w[p + "conv_shortcut.weight"], w[p + "conv_shortcut.bias"])
+    return x + h
+
+
+def _attention(q_in, kv_in, w, p, heads=8):
+    q, k, v = (m @ w[p + n + ".weight"].T for m, n in ((q_in, "to_q"), (kv_in, "to_k"), (kv_in, "to_v")))
+    n, d = q.shape[0], q.shape[-1] // heads
+    q, k, v = (m.reshape(n, m.shape[1], heads, d) for m in (q, k, v))
+    scores = torch.einsum("nqhd,nkhd->nhqk", q, k) / math.sqrt(d)
+    out = torch.einsum("nhqk,nkhd->nqhd", scores.softmax(-1), v).reshape(n, -1, heads * d)
+    return out @ w[p + "to_out.0.weight"].T + w[p + "to_out.0.bias"]
+
+
+def _spatial_transformer(w, p, x, text):
+    """Transformer3DModel as SD1.5 configures it: GroupNorm(32, eps 1e-6), 1×1 proj_in; self-attention,
+    cross-attention on the text, GEGLU feed-forward, each after a LayerNorm and added back; 1×1 proj_out; + x."""
+    b, c, hgt, wid = x.shape
+    h = F.conv2d(F.group_norm(x, 32, w[p + "norm.weight"], w[p + "norm.bias"], 1e-6), w[p + "proj_in.weight"],
+                 w[p + "proj_in.bias"]).permute(0, 2, 3, 1).reshape(b, hgt * wid, c)
+    t = p + "transformer_blocks.0."
+
+    def norm(v, name):
+        return F.layer_norm(v, (c,), w[t + name + ".weight"], w[t + name + ".bias"])
+    h = h + _attention(norm(h, "norm1"), norm(h, "norm1"), w, t + "attn1.")
+    h = h + _attention(norm(h, "norm2"), text, w, t + "attn2.")
+    proj = norm(h, "norm3") @ w[t + "ff.net.0.proj.weight"].T + w[t + "ff.net.0.proj.bias"]
+    hidden, gate = proj.chunk(2, dim=-1)
+    h = h + (hidden * 0.5 * gate * (1 + torch.erf(gate / math.sqrt(2)))) @ w[t + "ff.net.2.weight"].T \
+        + w[t + "ff.net.2.bias"]
+    h = h.reshape(b, hgt, wid, c).permute(0, 3, 1, 2)
+    return x + F.conv2d(h, w[p + "proj_out.weight"], w[p + "proj_out.bias"])
+
+
+def sparsectrl_condition(conditions, indices, frames):
+    """pipeline_animation.py's controlnet_cond and mask for one video: zeros, then conditions[k] and a 1 on
+    frame indices[k] (python indexing: -1 is the last frame). [frames, C, ...], [frames, 1, ...]."""
+    cond = torch.zeros(frames, *conditions.shape[1:], dtype=torch.float64)
+    mask = torch.zeros(frames, 1, *conditions.shape[2:], dtype=torch.float64)
+    cond[indices] = conditions[:len(indices)].double()
+    mask[indices] = 1
+    return cond, mask
+
+
+def sparsectrl(w, condition, mask, timestep, text, videos, scale=1.0):
+    """SparseControlNetModel.forward in float64, official key names: the 13 residuals (12 down, then the mid).
+    condition/mask: [videos·frames, ...]; timestep: the scheduler's t; text: [videos·frames, tokens, width].
+    The stored pos_encoder.pe tables are dropped as scripts/animate.py drops them (the layers' own sinusoid)."""
+    w = {k: v.double() for k, v in w.items() if not k.endswith("pos_encoder.pe")}
+    text = text.double()
+    c0 = w["conv_in.weight"].shape[0]
+    half = c0 // 2
+    args = float(timestep) * torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float64) / half)
+    temb = torch.cat([torch.cos(args), torch.sin(args)])[None]                      # flip_sin_to_cos, freq_shift 0
+    temb = _silu(temb @ w["time_embedding.linear_1.weight"].T + w["time_embedding.linear_1.bias"])
+    temb = temb @ w["time_embedding.linear_2.weight"].T + w["time_embedding.linear_2.bias"]
+    hint = torch.cat([condition.double(), mask.double()], dim=1)                      # 2. concate_conditioning_mask
+    if "controlnet_cond_embedding.weight" in w:                                       # use_simplified_condition_embedding
+        hint = F.conv2d(hint, w["controlnet_cond_embedding.weight"], w["controlnet_cond_embedding.bias"], padding=1)
+    else:
+        hint = _silu(F.conv2d(hint, w["controlnet_cond_embedding.conv_in.weight"],
+                              w["controlnet_cond_embedding.conv_in.bias"], padding=1))
+        for k in range(6):
+            hint = _silu(F.conv2d(hint, w[f"controlnet_cond_embedding.blocks.{k}.weight"],
+                                  w[f"controlnet_cond_embedding.blocks.{k}.bias"], padding=1, stride=1 + k % 2))
+        hint = F.conv2d(hint, w["controlnet_cond_embedding.conv_out.weight"], w["controlnet_cond_embedding.conv_out.bias"],
+                        padding=1)
+    zeros = torch.zeros(hint.shape[0], 4, *hint.shape[2:], dtype=torch.float64)       # set_noisy_sample_input_to_zero
+    x = F.conv2d(zeros, w["conv_in.weight"], w["conv_in.bias"], padding=1) + hint
+    samples = [x]
+    for level in range(4):                                                            # 3. down
+        for j in range(2):
+            x = _resnet(w, f"down_blocks.{level}.resnets.{j}.", x, temb)
+            if f"down_blocks.{level}.attentions.{j}.norm.weight" in w:
+                x = _spatial_transformer(w, f"down_blocks.{level}.attentions.{j}.", x, text)
+            prefix = f"down_blocks.{level}.motion_modules.{j}."
+            x = temporal_layer({k[len(prefix):]: v for k, v in w.items() if k.startswith(prefix)}, x, videos)
+            samples.append(x)
+        if f"down_blocks.{level}.downsamplers.0.conv.weight" in w:
+            x = F.conv2d(x, w[f"down_blocks.{level}.downsamplers.0.conv.weight"],
+                         w[f"down_blocks.{level}.downsamplers.0.conv.bias"], stride=2, padding=1)
+            samples.append(x)
+    x = _resnet(w, "mid_block.resnets.0.", x, temb)                                  # 4. mid
+    x = _spatial_transformer(w, "mid_block.attentions.0.", x, text)
+    x = _resnet(w, "mid_block.resnets.1.", x, temb)
+    out = [F.conv2d(s, w[f"controlnet_down_blocks.{i}.weight"], w[f"controlnet_down_blocks.{i}.bias"])
+           for i, s in enumerate(samples)]                                            # 5. controlnet blocks
+    out.append(F.conv2d(x, w["controlnet_mid_block.weight"], w["controlnet_mid_block.bias"]))
+    return [r * scale for r in out]                                                   # 6. scaling
 
 
 # --- video files ------------------------------------------------------------------------------------
