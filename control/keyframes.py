@@ -86,8 +86,12 @@ def resolve(written, frames):
 
 
 def fit_images(images, width, height):
-    """IMAGE [K, H, W, C] (0-1) → [K, 3, height, width]: centre-cropped to the video's aspect, resized bilinear."""
-    pixels = images[..., :3] if images.shape[-1] >= 3 else images[..., :1].expand(*images.shape[:-1], 3)
+    """IMAGE [K, H, W, C] (0-1) → [K, 3, height, width]: centre-cropped to the video's aspect, resized bilinear.
+    Transparency is composited over white and grey spread to three channels, as Image to Video does."""
+    if images.shape[-1] == 4:
+        pixels = images[..., :3] * images[..., 3:] + (1 - images[..., 3:])
+    else:
+        pixels = images[..., :3] if images.shape[-1] >= 3 else images[..., :1].expand(*images.shape[:-1], 3)
     pixels = pixels.movedim(-1, 1).float()
     _, _, h, w = pixels.shape
     if w * height > h * width:  # wider than the video: keep the full height

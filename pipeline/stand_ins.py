@@ -10,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-from . import random_svd, random_weights
+from . import random_sparsectrl, random_svd, random_weights
 
 CACHE_DIR = Path(os.environ.get("ANIMATELCM_CACHE") or os.environ.get("ALCM_TEST_CACHE")
                  or Path.home() / ".cache" / "animatelcm-fast")
@@ -39,7 +39,7 @@ def model_folder(input_name):
         return "diffusion_models"
     if input_name == "motion_lora_name":
         return "animatediff_motion_lora"
-    if input_name == "control_net_name":
+    if input_name in ("control_net_name", "sparsectrl_name"):  # SparseCtrl files live with ControlNets
         return "controlnet"
     if "lora" in input_name:
         return "loras"
@@ -124,6 +124,17 @@ def cached_file(folder, name):
             sd = (random_weights.kohya_lora(rank=64, alpha=None, text_encoder=False) if spatial
                   else random_weights.kohya_lora(rank=8, alpha=4.0, text_encoder=True))
             _atomic(path, lambda p: save_file(sd, str(p)))
+        return path
+    if folder == "controlnet" and "sparsectrl" in name.lower():
+        # the released v3_sd15_sparsectrl_{rgb,scribble}.ckpt are pickles: a .ckpt name gets one, a .safetensors
+        # name the same keys as safetensors (fp16 here: 1 GB each instead of the releases' 2 GB in fp32)
+        as_pickle = not name.lower().endswith(SAFETENSORS)
+        kind = "scribble" if "scribble" in name.lower() else "rgb"
+        path = CACHE_DIR / f"sparsectrl_{kind}_random_v1{'.ckpt' if as_pickle else '.safetensors'}"
+        if not path.exists():
+            log.info("making a random-weight %s SparseCtrl (1 GB, once)", kind)
+            sd = random_sparsectrl.sparsectrl_state_dict(kind)
+            _atomic(path, (lambda p: torch.save(sd, p)) if as_pickle else (lambda p: save_file(sd, str(p))))
         return path
     if folder == "controlnet":
         # the fp16 .safetensors conversions hold the ControlNet's keys bare, lllyasviel's .pth releases (pickles)

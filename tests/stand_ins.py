@@ -69,3 +69,9 @@ def svd_checkpoint(host, name="svd_xt.safetensors"):
 def controlnet(host, name="control_v11p_sd15_canny_fp16.safetensors"):
     """A full-size random SD1.5 ControlNet (ControlNet 1.1's layout, 723 MB fp16) in the controlnet folder as `name`."""
     return _linked(host, "controlnet", name)
+
+
+def sparsectrl(host, name="v3_sd15_sparsectrl_rgb.ckpt"):
+    """A full-size random SparseCtrl in the released layout (RGB, or scribble when the name says so; a pickle for a
+    .ckpt name; 1 GB fp16) in the controlnet folder as `name`."""
+    return _linked(host, "controlnet", name)

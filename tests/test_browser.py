@@ -35,6 +35,8 @@ SMALL = {"EmptyLatentImage": {"width": SIZE, "height": SIZE, "batch_size": 2}, "
          "SVD_img2vid_Conditioning": {"width": SIZE, "height": SIZE, "video_frames": 2},
          "ALCM_Sampler": {"steps": 2},
          "ALCM_FreeInitOptions": {"iterations": 2}}  # the passes and the filter between them, not a third
+# Four keyframes need four frames: at two, two pictures would share a frame, which is refused.
+SMALL_FOR = {"animatelcm_keyframes_long.json": {"EmptyLatentImage": {"width": SIZE, "height": SIZE, "batch_size": 4}}}
 RUN_TIMEOUT_MS = 600_000
 ARTIFACTS = Path(os.environ.get("ALCM_ARTIFACTS", Path(__file__).resolve().parents[1] / "output"))
 
@@ -254,7 +256,7 @@ def test_workflow_opens_converts_runs_and_previews(page, server, workflow_api, p
     differing = {i: (ours.get(i), theirs.get(i)) for i in set(ours) | set(theirs) if ours.get(i) != theirs.get(i)}
     assert not differing, "node: [the pack's conversion, the frontend's]\n" + json.dumps(differing, sort_keys=True)
 
-    page.set_widgets(SMALL)
+    page.set_widgets({**SMALL, **SMALL_FOR.get(path.name, {})})
     queued = page.frontend_prompt()
     output = page.queue_and_wait(_save_node(workflow))
     assert page.preview_sizes(_save_node(workflow)) == [[SIZE, SIZE]]

@@ -76,6 +76,24 @@ def test_the_ckpt_and_safetensors_layouts_load_the_same_network(sc, tiny_files, 
     assert torch.equal(first[qkv], torch.cat([sd[official + p + ".weight"] for p in ("to_q", "to_k", "to_v")]))
 
 
+def test_diffusers_sparsecontrolnetmodel_names_are_read_as_the_original(sc, tiny_files, tmp_path):
+    """diffusers' SparseControlNetModel renames only the temporal layers (its converter, scripts/
+    convert_animatediff_sparsectrl_to_diffusers.py, KEYS_RENAME_MAPPING, applied here in its order)."""
+    renames = {".attention_blocks.0": ".attn1", ".attention_blocks.1": ".attn2", ".attn1.pos_encoder": ".pos_embed",
+               ".ff_norm": ".norm3", ".norms.0": ".norm1", ".norms.1": ".norm2", ".temporal_transformer": ""}
+    sd = tiny_files["scribble"][0]
+    converted = {}
+    for key, value in sd.items():
+        for old, new in renames.items():
+            key = key.replace(old, new)
+        converted[key] = value
+    assert "down_blocks.0.motion_modules.0.transformer_blocks.0.attn1.to_q.weight" in converted
+    diffusers = sc.load_sparsectrl(_write(tmp_path / "diffusion_pytorch_model.safetensors", converted))
+    original = sc.load_sparsectrl(str(tiny_files["scribble"][1]))
+    a, b = diffusers.network.state_dict(), original.network.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def _write(path, sd):
     save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
     return str(path)
@@ -93,6 +111,8 @@ def test_other_files_are_refused_saying_what_they_are(sc, pack, tiny_files, tmp_
                           "is a motion module .*animatediff_models.*Load Motion Module"),
         "image checkpoint": (_write(tmp_path / "sd15.safetensors", {"model.diffusion_model.x": torch.zeros(1)}),
                              "is an image model checkpoint"),
+        "LoRA": (_write(tmp_path / "style.safetensors", {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight":
+                                                         torch.zeros(4, 1)}), "is a LoRA"),
     }
     sd, safetensors_path, ckpt_path = tiny_files["rgb"]
     incomplete = {k: v for k, v in sd.items() if "down_blocks.2.motion_modules.1" not in k}

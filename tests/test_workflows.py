@@ -89,6 +89,35 @@ def test_controlnet_v2v_steers_every_window_with_its_own_frames_edges(host, work
     assert by_type["ALCM_SaveVideo"][1]["latent"] == [by_type["ALCM_Sampler"][0], 0]
 
 
+KEYFRAMES = {"animatelcm_keyframes.json": ("0, -1", 16, False, ["keyframe_first.png", "keyframe_last.png"]),
+             "animatelcm_keyframes_long.json": ("0, 0.33, 0.67, 1.0", 64, True,
+                                                [f"keyframe_{k}.png" for k in range(1, 5)])}
+
+
+@pytest.mark.parametrize("name", KEYFRAMES)
+def test_keyframe_workflows_put_the_pictures_in_order_on_both_prompts(host, workflow_api, name):
+    """The keyframe pictures, batched in order, and the RGB SparseCtrl (with the checkpoint's VAE) go through Apply
+    SparseCtrl Keyframes into both of the sampler's prompts; the long one samples under Context Windows."""
+    prompt = workflow_api.to_api(load(WORKFLOW_DIR / name))
+    by_type = {node["class_type"]: (node_id, node["inputs"]) for node_id, node in prompt.items()}
+    written, frames, windowed, pictures_in_order = KEYFRAMES[name]
+    apply_id, apply = by_type["ALCM_ApplySparseCtrlKeyframes"]
+    sampler_id, sampler = by_type["ALCM_Sampler"]
+    assert apply["keyframe_frames"] == written
+    assert (apply["strength"], apply["start_percent"], apply["end_percent"]) == PACK_SETTINGS["sparsectrl"][0]
+    assert apply["vae"] == [by_type["CheckpointLoaderSimple"][0], 2]
+    assert prompt[apply["sparsectrl"][0]]["inputs"]["sparsectrl_name"] == "v3_sd15_sparsectrl_rgb.ckpt"
+    assert (sampler["positive"], sampler["negative"]) == ([apply_id, 0], [apply_id, 1])
+    pictures, link = [], apply["images"]
+    while prompt[link[0]]["class_type"] == "ImageBatch":  # Batch Images chains: image1 holds the earlier pictures
+        pictures.insert(0, prompt[prompt[link[0]]["inputs"]["image2"][0]]["inputs"]["image"])
+        link = prompt[link[0]]["inputs"]["image1"]
+    pictures.insert(0, prompt[link[0]]["inputs"]["image"])
+    assert pictures == pictures_in_order and len(pictures) == len(written.split(","))
+    assert prompt[sampler["latent_image"][0]]["inputs"]["batch_size"] == frames
+    assert ("ALCM_ContextWindows" in {prompt[i]["class_type"] for i in upstream(prompt, sampler_id, "model")}) == windowed
+
+
 # The official AnimateLCM recipe (github G-U-N/AnimateLCM, animatelcm_sd15/), per motion module: what every
 # shipped workflow sampling with that module must carry. Each value: (value, where it comes from).
 RECIPE = {
@@ -133,6 +162,8 @@ PACK_SETTINGS = {
                                     "on every step"),
     "canny": ((100, 200), "lllyasviel/ControlNet-v1-1-nightly gradio_canny.py: 'Canny low/high threshold' 100/200 "
                           "(annotator/canny: cv2.Canny)"),
+    "sparsectrl": ((1.0, 0.0, 1.0), "guoyww/AnimateDiff pipeline_animation.py: controlnet_conditioning_scale 1.0, on "
+                                    "every step; configs/prompts/3_sparsectrl: controlnet_image_indexs [0, -1]"),
 }
 
 
