@@ -36,12 +36,12 @@ def _example(images):
 
 def parse_frames(text, images):
     """The frames as written (a tuple of strings), one per picture; anything else refused by name."""
-    written = [part.strip() for part in str(text).replace("\n", ",").split(",")]
-    if written == [""]:
+    written = [part.strip() for part in re.split(r"[,\n]", str(text)) if part.strip()]  # commas or lines
+    if not written:
         raise KeyframeError(f"{NODE}: '{INPUT}' is empty; write the frame of each of the {images} picture(s), in "
                             f"order, e.g. '{_example(images)}'.")
     for part in written:
-        if not INDEX.fullmatch(part) or part in (".", ""):
+        if not INDEX.fullmatch(part) or part == ".":
             raise KeyframeError(f"{NODE}: '{INPUT}' has '{part}', which is not a frame: write frame numbers separated "
                                 f"by commas (0, 15), negative ones from the end (-1 is the last frame), or fractions "
                                 f"of the video with a point (0.5 is the middle frame), e.g. '{_example(images)}'.")

@@ -29,8 +29,9 @@ def files(host, pack):
         sd = shapes.sparsectrl_state_dict(kind, TINY_CHANNELS, seed=2, dtype=torch.float32)
         save_file(sd, str(folder / f"sparsectrl_{kind}_tiny.safetensors"))
         torch.save(sd, folder / f"sparsectrl_{kind}_tiny.ckpt")
-    save_safetensors(motion_state_dict("animatelcm_t2v", TINY_CHANNELS),
-                     host.models_dir("animatediff_models") / "animatelcm_t2v_tiny.safetensors")
+    for family in ("animatelcm_t2v", "v3"):
+        save_safetensors(motion_state_dict(family, TINY_CHANNELS),
+                         host.models_dir("animatediff_models") / f"{family}_tiny.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +57,12 @@ def test_nodes(host, pack, tiny_model):
 
         @classmethod
         def INPUT_TYPES(cls):
-            return {"required": {"seed": ("INT", {"default": 0})}}
+            return {"required": {"seed": ("INT", {"default": 0}), "frames": ("INT", {"default": 1})}}
 
-        def make(self, seed):
-            return ([[torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(seed)), {}]],)
+        def make(self, seed, frames):
+            """`frames` rows (prompt travel's per-frame conditioning), row f holding 1000·seed + f everywhere."""
+            return ([[(1000.0 * seed + torch.arange(frames, dtype=torch.float32)).view(-1, 1, 1).expand(-1, 77, 768)
+                      .clone(), {}]],)
 
     class RandomVAE:
         RETURN_TYPES, FUNCTION, CATEGORY = ("VAE",), "make", "testing"
@@ -116,7 +119,8 @@ def recording(control, calls):
             return super().get_control(x_noisy, t, cond, batched_number, *rest)
 
         def residuals(self, x, hint, timesteps, context, videos):
-            calls.append((list(self.frames_of_call), videos, hint.detach().float().clone()))
+            calls.append((list(self.frames_of_call), videos, hint.detach().float().clone(),
+                          [round(float(v)) for v in context[:, 0, 0]]))
             return super().residuals(x, hint, timesteps, context, videos)
 
         def copy(self):
@@ -128,17 +132,19 @@ def recording(control, calls):
     return copy
 
 
-def graph(sparsectrl, frames_written, colours=COLOURS[:3], frames=FRAMES, windows=True, seed=3, cfg=1.5):
-    """Tiny MODEL → motion module → (Context Windows 8/2) → AnimateLCM Sampler, 64×64, 2 steps; the prompts through
-    Apply SparseCtrl Keyframes (flat grey keyframes) and the recorder."""
+def graph(sparsectrl, frames_written, colours=COLOURS[:3], frames=FRAMES, windows=True, seed=3, cfg=1.5,
+          module="animatelcm_t2v"):
+    """Tiny MODEL → motion module → (Context Windows 8/2) → AnimateLCM Sampler, 64×64, 2 steps; the prompts (the
+    positive one row per frame, as a prompt schedule gives) through Apply SparseCtrl Keyframes (flat grey keyframes)
+    and the recorder."""
     prompt = {
         "1": {"class_type": "ALCM_TestKeyframeModel", "inputs": {}},
-        "2": {"class_type": "ALCM_LoadMotionModule", "inputs": {"motion_module_name": "animatelcm_t2v_tiny.safetensors"}},
+        "2": {"class_type": "ALCM_LoadMotionModule", "inputs": {"motion_module_name": f"{module}_tiny.safetensors"}},
         "3": {"class_type": "ALCM_ApplyMotionModule", "inputs": {"model": ["1", 0], "motion_module": ["2", 0],
                                                                  "strength": 1.0, "motion_precision": "auto"}},
         "4": {"class_type": "ALCM_ContextWindows", "inputs": {"model": ["3", 0], **WINDOWS}},
-        "5": {"class_type": "ALCM_TestKeyframePrompt", "inputs": {"seed": 1}},
-        "6": {"class_type": "ALCM_TestKeyframePrompt", "inputs": {"seed": 2}},
+        "5": {"class_type": "ALCM_TestKeyframePrompt", "inputs": {"seed": 1, "frames": frames}},
+        "6": {"class_type": "ALCM_TestKeyframePrompt", "inputs": {"seed": 2, "frames": 1}},
         "7": {"class_type": "ALCM_LoadSparseCtrl", "inputs": {"sparsectrl_name": sparsectrl}},
         "8": {"class_type": "ALCM_TestRandomVAE", "inputs": {}},
         "10": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": frames}},
@@ -175,10 +181,13 @@ def check_landing(calls, windows, keyframes, videos, condition_of):
     """Each window with a keyframe ran once (videos chunks at a time), a window without none did not; on every row
     the mask is 1 exactly on keyframe frames, where the condition is that keyframe's, and zeros elsewhere."""
     with_keyframes = [w for w in windows if any(f in keyframes for f in w)]
-    assert [frames for frames, _, _ in calls] == with_keyframes
+    assert [frames for frames, _, _, _ in calls] == with_keyframes
     assert len(with_keyframes) < len(windows) or len(windows) <= 2  # some window holds none (when there are windows)
-    for frames, chunks, hint in calls:
+    for frames, chunks, hint, text in calls:
         assert chunks == videos and hint.shape[0] == videos * len(frames)
+        # the text SparseCtrl attends to: each chunk's rows, the positive's per frame (1000 + f), the negative's 2000
+        chunks_text = sorted(text[c * len(frames):(c + 1) * len(frames)] for c in range(videos))
+        assert chunks_text == sorted([[1000 + f for f in frames], [2000] * len(frames)][:videos])
         for row in range(hint.shape[0]):
             frame = frames[row % len(frames)]
             mask = hint[row, -1]
@@ -189,11 +198,13 @@ def check_landing(calls, windows, keyframes, videos, condition_of):
                 assert torch.all(mask == 0) and torch.all(hint[row, :-1] == 0), (frames, frame)
 
 
-@pytest.mark.parametrize("layout", ["safetensors", "ckpt"])
-def test_scribble_keyframes_land_on_their_frames_in_every_window(host, pack, files, test_nodes, layout):
+@pytest.mark.parametrize("layout,module", [("safetensors", "animatelcm_t2v"), ("ckpt", "v3")])
+def test_scribble_keyframes_land_on_their_frames_in_every_window(host, pack, files, test_nodes, layout, module):
+    """With AnimateLCM's module and AnimateDiff v3's (SparseCtrl's own), each file layout, a prompt per frame."""
     calls, _ = test_nodes
     calls.clear()
-    host.run(graph(f"sparsectrl_scribble_tiny.{layout}", "0, 9, -1"), want=["13"], executor=host.fresh_executor())
+    host.run(graph(f"sparsectrl_scribble_tiny.{layout}", "0, 9, -1", module=module), want=["13"],
+             executor=host.fresh_executor())
     windowed = pack.motion.windowed_conditioning.host_has_conditioning_windows()
 
     def grey(k):  # the scribble condition is the picture itself, at 8× the latent size
@@ -242,3 +253,31 @@ def test_bad_keyframe_frames_are_refused_by_name(host, files, test_nodes, writte
     with pytest.raises(comfy_host.PromptFailed, match="Apply SparseCtrl Keyframes \\(AnimateLCM\\): " + message):
         host.run(graph("sparsectrl_scribble_tiny.safetensors", written, COLOURS[:colours]), want=["13"],
                  executor=host.executor())
+
+
+def test_frames_are_read_as_the_prompt_schedules_indices(pack):
+    """n, -n from the end, a fraction with a point (int(f·frames); 1.0 the last frame), as prompts/schedule.py reads them."""
+    keyframes = importlib.import_module(pack.__name__ + ".control.keyframes")
+    written = keyframes.parse_frames(" 0, 0.33,\n0.67 , 1.0", 4)
+    assert written == ("0", "0.33", "0.67", "1.0")
+    assert keyframes.resolve(written, 64) == {0: 0, 21: 1, 42: 2, 63: 3}
+    assert keyframes.resolve(keyframes.parse_frames("-1, 5, .5", 3), 16) == {15: 0, 5: 1, 8: 2}
+    with pytest.raises(keyframes.KeyframeError, match="'0' and '0.33' in 'keyframe_frames' are both frame 0 of this "
+                                                      "2-frame video"):
+        keyframes.resolve(written, 2)
+    with pytest.raises(keyframes.KeyframeError, match="the fraction 1.5, which is not between 0 and 1"):
+        keyframes.parse_frames("0, 1.5", 2)
+    with pytest.raises(keyframes.KeyframeError, match="'keyframe_frames' is empty"):
+        keyframes.parse_frames("  ", 2)
+
+
+def test_pictures_are_cropped_about_their_centre_to_the_videos_aspect(pack):
+    """scripts/animate.py's RandomResizedCrop(scale (1, 1), the video's ratio) always falls back to the centre crop."""
+    keyframes = importlib.import_module(pack.__name__ + ".control.keyframes")
+    picture = torch.zeros(1, 40, 60, 3)
+    picture[:, :, 10:50] = 1.0  # a 3:2 picture whose centre square is white, its sides black
+    assert torch.equal(keyframes.fit_images(picture, 40, 40), torch.ones(1, 3, 40, 40))
+    fitted = keyframes.fit_images(picture, 16, 16)
+    assert fitted.shape == (1, 3, 16, 16) and fitted.min() > 0.99
+    transparent = torch.cat([torch.zeros(1, 8, 8, 3), torch.zeros(1, 8, 8, 1)], dim=-1)  # fully transparent black
+    assert torch.equal(keyframes.fit_images(transparent, 8, 8), torch.ones(1, 3, 8, 8))  # white, as Image to Video
