@@ -311,6 +311,50 @@ def _feature_layer(model, path, level):
     return next((c for c in children if getattr(c, "level", None) == level), None)
 
 
+# --- keyframes (SparseCtrl) --------------------------------------------------------------------------------
+
+SPARSECTRL_CHANNELS = (64, 64, 128, 128)  # two channels per GroupNorm group on level 0: no degenerate frames
+
+
+def keyframes(graphs):
+    """Load SparseCtrl (scribble, the released .ckpt layout) + Apply SparseCtrl Keyframes (0, -1) in the executor,
+    then the control's 13 residuals for one UNet call (cond and uncond): the official pipeline's condition and
+    mask and the official forward (sparse_controlnet.py), in float64."""
+    import comfy.model_management
+    from ..control.keyframes import fit_images
+    from ..pipeline.random_sparsectrl import sparsectrl_state_dict
+    frames, sigma, strength = 4, 3.0, 0.9
+    state_dict = sparsectrl_state_dict("scribble", SPARSECTRL_CHANNELS, seed=41, dtype=torch.float32)
+    pictures = torch.rand(2, 40, 48, 3, generator=torch.Generator().manual_seed(42))
+    prompt = {"1": graphs.source(models.conditioning(0.2), "CONDITIONING"),
+              "2": graphs.source(models.conditioning(-0.1), "CONDITIONING"),
+              "3": _node("ALCM_LoadSparseCtrl", sparsectrl_name=_file(graphs, "controlnet", ".ckpt", state_dict)),
+              "4": graphs.source(pictures, "IMAGE"),
+              "5": _node("ALCM_ApplySparseCtrlKeyframes", positive=["1", 0], negative=["2", 0], sparsectrl=["3", 0],
+                         images=["4", 0], keyframe_frames="0, -1", strength=strength, start_percent=0.0,
+                         end_percent=1.0)}
+    positive, negative = graphs.run(prompt, ["5"])["5"]
+    control = positive[0][1]["control"]
+    if negative[0][1].get("control") is not control:
+        return [Check("keyframes (SparseCtrl)", float("inf"), LAYER_TOLERANCE, "the prompts carry different controls")]
+    model = models.tiny_sd15_model(device=_device())
+    control.pre_run(model.model, lambda percent: 1000.0 * (1 - percent))
+    comfy.model_management.load_models_gpu(control.get_models())
+    x = torch.randn(2 * frames, 4, 8, 8, generator=torch.Generator().manual_seed(43))
+    text = torch.cat([torch.full((frames, 77, 768), 0.2), torch.full((frames, 77, 768), -0.1)])
+    with torch.no_grad():
+        out = control.get_control(x.to(_device()), torch.full((2 * frames,), sigma, device=_device()),
+                                  {"c_crossattn": text.to(_device())}, 2, {})
+    cond, mask = oracles.sparsectrl_condition(fit_images(pictures, 64, 64), [0, -1], frames)
+    t = model.model.model_sampling.timestep(torch.tensor([sigma])).item()
+    expected = oracles.sparsectrl(state_dict, cond.repeat(2, 1, 1, 1), mask.repeat(2, 1, 1, 1), t, text, 2, strength)
+    ours = out["output"] + out["middle"]
+    control.cleanup()
+    _unload()
+    worst = max(_diff(a, b) / max(1.0, b.abs().max().item()) for a, b in zip(ours, expected))
+    return [Check(f"keyframes (SparseCtrl scribble, {len(ours)} residuals)", worst, LAYER_TOLERANCE)]
+
+
 # --- video files ----------------------------------------------------------------------------------------
 
 def video_file(graphs):
@@ -337,4 +381,5 @@ def video_file(graphs):
                   PIXEL_TOLERANCE)]
 
 
-PATHS = (schedule, t2v, v2v, motion_modules, motion_lora, spatial_lora, context_windows, image_to_video, video_file)
+PATHS = (schedule, t2v, v2v, motion_modules, motion_lora, spatial_lora, context_windows, image_to_video, keyframes,
+         video_file)

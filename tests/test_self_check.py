@@ -37,7 +37,7 @@ def test_every_path_agrees_with_its_reference(self_check, request):
     names = " ".join(checks)
     for path in ("schedule", "t2v", "v2v", "motion module AnimateLCM t2v", "AnimateDiff v1", "AnimateDiff v2",
                  "AnimateDiff v3", "diffusers MotionAdapter", "motion LoRA", "spatial LoRA", "Context Windows",
-                 "I2V image encoder", "I2V sampling", "video file"):
+                 "I2V image encoder", "I2V sampling", "keyframes (SparseCtrl", "video file"):
         assert path in names, path
     version = self_check.comfyui_version()
     assert all(line.endswith(version) for line in checks)
@@ -48,7 +48,7 @@ MUTATIONS = {  # what is changed in the pack: (module, attribute or (dict, key),
     "schedule beta_end": ("samplers.schedule", ("TEXT_TO_VIDEO", "beta_end"), 0.0125, ["schedule", "t2v", "v2v"]),
     "timestep scaling": ("samplers.schedule", "TIMESTEP_SCALING", 0.1, ["t2v", "v2v"]),
     "attention heads": ("motion.temporal_layer", "HEADS", 4, ["motion module AnimateLCM t2v", "AnimateDiff v3",
-                                                              "motion LoRA"]),
+                                                              "motion LoRA", "keyframes (SparseCtrl"]),
     "spatial LoRA fuse scale": ("lora.apply", "ANIMATELCM_LORA_SCALE", 0.8 / 4, ["spatial LoRA"]),
     "window shifts": ("motion.context_windows", "ordered_halving", lambda step: 0.0, ["Context Windows"]),
 }
@@ -86,7 +86,7 @@ def test_the_command_runs_in_the_hosts_comfyui(host, tmp_path, request):
     lines = done.stdout.splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
     assert lines[0].startswith("AnimateLCM self-check in ComfyUI")
-    assert sum(line.startswith("ok   ") for line in lines) == 15, done.stdout  # 14 paths and the summary
+    assert sum(line.startswith("ok   ") for line in lines) == 16, done.stdout  # 15 paths and the summary
     assert not any(line.startswith("FAIL") for line in lines)
     assert not list(cwd.iterdir()), "the self-check wrote into the working folder"
     # The promise to users (README): a minute or two on a laptop CPU, ComfyUI's start included.
