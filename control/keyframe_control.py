@@ -112,7 +112,7 @@ class SparseCtrlKeyframes(comfy.controlnet.ControlBase):
 
     def _conditions(self, x_noisy):
         """[K, C, h, w] keyframe conditions for latents of x_noisy's size: pictures fitted to the video's size, and
-        for RGB SparseCtrl encoded by the VAE and scaled as the model's latents (pipeline_animation.py's
+        for RGB SparseCtrl encoded by the VAE and scaled as the model's latents (scripts/animate.py's
         `vae.encode(images * 2 - 1).latent_dist.sample() * 0.18215`; ComfyUI's VAE takes 0-1 pictures)."""
         size = tuple(x_noisy.shape[-2:])
         if self.conditions is None or self.conditions[0] != size:
