@@ -28,9 +28,9 @@ import comfy.model_patcher
 import comfy.ops
 import comfy.utils
 import torch
-from safetensors import SafetensorError
 from comfy.ldm.modules.diffusionmodules.openaimodel import TimestepEmbedSequential
 from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
+from safetensors import SafetensorError
 
 from ..motion.formats import is_image_checkpoint, is_lora
 from ..motion.injection import MOTION_CHILD, block_with_motion_layer, unet_block_path
