@@ -35,6 +35,7 @@ from safetensors import SafetensorError
 from ..motion.formats import is_image_checkpoint, is_lora
 from ..motion.injection import MOTION_CHILD, block_with_motion_layer, unet_block_path
 from ..motion.temporal_layer import MotionLayer
+from ..weights.mapped_pages import release
 
 MAX_FRAMES = 32  # temporal_position_encoding_max_len of both configs (configs/inference/sparsectrl/*.yaml)
 RGB, SCRIBBLE = "RGB", "scribble"
@@ -248,7 +249,11 @@ def _stored_position_table(key):
 
 
 def _network_tensors(weights, names, expected, name, dtype, motion_dtype):
-    """The network's state dict from the official tensors; anything missing, left over or misshapen refused."""
+    """The network's state dict from the official tensors; anything missing, left over or misshapen refused.
+
+    `weights` is emptied as its tensors are taken: where a tensor is converted (fp16 file → fp32 compute, or the
+    released fp32 files → fp16 on a GPU) the file's copy is let go at once (and its pages given back where the file
+    is memory-mapped), so loading peaks near one copy of SparseCtrl, not two."""
     wanted = {official for group in names.values() for official in group}
     missing = sorted(wanted - set(weights))
     if missing:
@@ -269,8 +274,10 @@ def _network_tensors(weights, names, expected, name, dtype, motion_dtype):
                                       f"SparseCtrl's is {shape}. The file is damaged or from another model: download "
                                       "it again.")
         target = motion_dtype if f".{MOTION_CHILD}." in key else dtype
-        parts = [weights[official].to(target) for official in group]
+        sources = [weights.pop(official) for official in group]
+        parts = [source.to(target) for source in sources]
         tensors[key] = torch.cat(parts) if len(parts) > 1 else parts[0]
+        release([source for source in sources if not any(source is t for t in parts + [tensors[key]])])
     return tensors
 
 
