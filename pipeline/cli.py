@@ -190,7 +190,8 @@ def run_serial(runner, workflow, base, todo, manifest, args):
             started = time.perf_counter()
             try:
                 prompt = prepare(workflow, base, job, runner.catalog)
-                rendered = runner.render(prompt, args.stand_ins, args.size, progress.step, progress.node)
+                rendered = runner.render(prompt, args.stand_ins, jobs.stand_in_size(args.size, args.preview),
+                                         progress.step, progress.node)
             except (jobs.JobError, JobFailed, StandInError) as error:
                 progress.finish()
                 record(manifest, job, "failed", error=str(error), seconds=time.perf_counter() - started)

@@ -186,6 +186,11 @@ def resize(workflow, frames=None, size=None, preview=False):
     return overrides
 
 
+def stand_in_size(size=None, preview=False):
+    """The side of stand-in videos and pictures: the latents' size (--size, or --preview's), else None (512)."""
+    return size or (PREVIEW[1] if preview else None)
+
+
 def check_resize(types, frames=None, size=None, preview=False):
     """Refuse --frames and --size that a resized node of the workflow (its `types`) would not take; they
     are judged before ComfyUI starts, so the ranges are RESIZED's (a test holds them to the nodes')."""

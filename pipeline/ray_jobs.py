@@ -105,7 +105,7 @@ class RayRunner:
                 while queue and idle:
                     job, prompt, attempts = queue.popleft()
                     actor = idle.pop()
-                    running[actor.render.remote(prompt, args.stand_ins, args.size)] = (job, prompt, attempts + 1,
+                    running[actor.render.remote(prompt, args.stand_ins, jobs.stand_in_size(args.size, args.preview))] = (job, prompt, attempts + 1,
                                                                                        time.perf_counter(), actor)
                 [done], _ = ray.wait(list(running), num_returns=1)
                 job, prompt, attempts, started, actor = running.pop(done)

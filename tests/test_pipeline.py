@@ -91,6 +91,24 @@ def test_wrong_name_on_the_command_line_stops_before_any_job(host, pipeline, col
         capsys.readouterr().err
 
 
+def test_stand_in_videos_take_the_previews_size(host, pipeline, tmp_path):
+    """--preview renders its latents at 128 px: a stand-in source video is made that size too (it was 512 px, so a
+    video-to-video preview sampled 512 px frames at many times the promised time)."""
+    prompt = {"1": {"class_type": "ALCM_LoadVideo", "inputs": {"video": "a_missing_source.mp4", "frame_cap": 2,
+                                                               "skip_first_frames": 0, "select_every_nth": 1,
+                                                               "resize_to_multiple_of_8": True}},
+              "2": {"class_type": "ALCM_SaveVideo", "inputs": {"images": ["1", 0], "filename_prefix":
+                                                               f"pipeline/{tmp_path.name}", "format": "webp",
+                                                               "frame_rate": 8.0, "loop_count": 0, "pingpong": False,
+                                                               "quality": 90}}}
+    path = tmp_path / "source.json"
+    path.write_text(json.dumps(prompt))
+    manifest = tmp_path / "manifest.json"
+    assert _render(pipeline, path, "--stand-ins", "--preview", "--manifest", manifest) == 0
+    [video] = json.loads(manifest.read_text())["jobs"]["render"]["outputs"]
+    assert tuple(_frames(host.pack, video).shape) == (8, 128, 128, 3)  # --preview: 8 frames of 128 px
+
+
 def test_api_and_ui_format_name_nodes_alike(host, pipeline, tmp_path):
     """An API export carries titles in _meta; a --set by title reaches the same node in both formats."""
     jobs, workflow_api = pipeline("jobs"), pipeline("workflow_api")
