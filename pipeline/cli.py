@@ -233,5 +233,6 @@ def measure_videos(args, workflow, base, job_list, manifest, catalog):
     reports.write_reports(manifest, job_list, lambda job: prepare(workflow, base, job, catalog))
     if args.sweep:
         from . import sweep, sweep_sheet
-        title = f"{Path(args.workflow).name}: " + " x ".join(axis.key for axis in sweep.parse(args.sweep))
-        sweep_sheet.write_sheet_and_table(title, sweep.parse(args.sweep), job_list, manifest)
+        axes = sweep.parse(args.sweep)
+        title = f"{Path(args.workflow).name}: " + " x ".join(axis.key for axis in axes)
+        sweep_sheet.write_sheet_and_table(title, axes, job_list, manifest)

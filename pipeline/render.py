@@ -306,7 +306,8 @@ def parser():
     p.add_argument("--workers", type=int, help="Ray workers (default: one per GPU, else 2)")
     p.add_argument("--report", action="store_true",
                    help="measure each video made (flicker, warping error, motion, window and loop seams): a report "
-                        "<video>.quality.json and its curves <video>.quality.png beside it, the numbers in the manifest")
+                        "<video>.quality.json and its curves <video>.quality.png beside it, the numbers in the "
+                        "manifest")
     p.add_argument("--sweep", action="append", default=[], metavar="NODE.INPUT=V1,V2,...",
                    help="render every combination of these values (repeatable; any --set key; a JSON list for values "
                         "with commas) as jobs, measure each, and write a contact sheet and a table (CSV, Markdown) "

@@ -70,9 +70,9 @@ def check(args):
     if args.sweep or args.report:
         missing = [pip for module, pip in REPORT_LIBRARIES.items() if importlib.util.find_spec(module) is None]
         if missing:
-            raise jobs.JobError(f"{'--sweep' if args.sweep else '--report'} reads the videos with {', '.join(missing)}, "
-                                f"which this Python lacks: pip install {' '.join(missing)} (or the pack's "
-                                "requirements.txt), or run without it")
+            option = "--sweep" if args.sweep else "--report"
+            raise jobs.JobError(f"{option} reads the videos with {', '.join(missing)}, which this Python lacks: pip "
+                                f"install {' '.join(missing)} (or the pack's requirements.txt), or run without it")
 
 
 def manifest_path(args):

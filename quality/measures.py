@@ -56,7 +56,8 @@ class PairMeter:
         forward = self.flow.calc(previous_grey, current_grey, None)  # a pixel of t-1 moves by this into t
         backward = self.flow.calc(current_grey, previous_grey, None)  # where each pixel of t came from
         error, visible = self.warping_error(previous, current, forward, backward)
-        return PairMeasures(flicker_score(previous, current), error, float(np.mean(np.hypot(forward[..., 0], forward[..., 1]))), visible)
+        motion = float(np.mean(np.hypot(forward[..., 0], forward[..., 1])))
+        return PairMeasures(flicker_score(previous, current), error, motion, visible)
 
     def warping_error(self, previous, current, forward, backward):
         """(error, visible share): frame t-1 sampled where each pixel of t came from, compared with t."""

@@ -196,3 +196,12 @@ def test_grids_that_cannot_be_swept_are_refused_before_comfyui_starts(pipeline, 
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not list(tmp_path.glob("*.manifest.json"))
+
+
+def test_the_docs_example_refuses_a_cfg_the_sampler_would_not_take(pipeline, tmp_path, capsys):
+    """docs/pipelines.md's example grid on the shipped t2v workflow (read against the host's nodes; nothing loads)."""
+    t2v = pipeline("preflight").WORKFLOWS / "animatelcm_t2v.json"
+    assert render(pipeline, t2v, "--sweep", "AnimateLCM Sampler.steps=1,2,4,8", "--sweep",
+                  "AnimateLCM Sampler.cfg=1,0.5", "--manifest", tmp_path / "t2v.manifest.json") == 2
+    assert capsys.readouterr().err == ("!! --sweep AnimateLCM Sampler.cfg: '0.5' is outside 1.0 to 10.0, so node 7 "
+                                       "(AnimateLCM Sampler (4 steps)) would refuse it; give values it takes\n")
