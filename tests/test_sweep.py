@@ -10,6 +10,9 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,9 +190,8 @@ def test_a_value_a_node_would_refuse_stops_the_sweep_before_anything_renders(hos
     (["--sweep", "Save.format=webp", "--sweep", "Save.format=gif"], "--sweep Save.format is given twice"),
     (["--sweep", "Save.format=webp,gif", "--jobs", "jobs.jsonl"], "--sweep makes its own jobs"),
 ], ids=["over-100-cells", "no-values", "empty-value", "repeated-value", "repeated-input", "with-jobs"])
-def test_grids_that_cannot_be_swept_are_refused_before_comfyui_starts(pipeline, workflow, tmp_path, capsys, monkeypatch,
-                                                                      extra,
-                                                                      message):
+def test_grids_that_cannot_be_swept_are_refused_by_the_first_checks(pipeline, workflow, tmp_path, capsys, monkeypatch,
+                                                                    extra, message):
     (tmp_path / "jobs.jsonl").write_text('{"id": "a"}\n')
     monkeypatch.chdir(tmp_path)  # the jobs file, and the default manifest, are beside the command
     assert render(pipeline, workflow, *extra) == 2
@@ -205,3 +207,19 @@ def test_the_docs_example_refuses_a_cfg_the_sampler_would_not_take(pipeline, tmp
                   "AnimateLCM Sampler.cfg=1,0.5", "--manifest", tmp_path / "t2v.manifest.json") == 2
     assert capsys.readouterr().err == ("!! --sweep AnimateLCM Sampler.cfg: '0.5' is outside 1.0 to 10.0, so node 7 "
                                        "(AnimateLCM Sampler (4 steps)) would refuse it; give values it takes\n")
+
+
+def test_a_grid_over_100_cells_is_refused_before_comfyui_or_torch_is_imported(tmp_path):
+    """The real command in a fresh Python: one `!!` line, exit code 2, nothing of ComfyUI or torch imported."""
+    render_py = Path(__file__).resolve().parents[1] / "pipeline" / "render.py"
+    run = subprocess.run([sys.executable, "-X", "importtime", str(render_py), "workflows/animatelcm_t2v.json",
+                          "--sweep", "AnimateLCM Sampler.seed=" + ",".join(map(str, range(11))),
+                          "--sweep", "AnimateLCM Sampler.steps=" + ",".join(map(str, range(1, 11)))],
+                         cwd=render_py.parents[1], capture_output=True, text=True, timeout=120)
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in run.stderr.splitlines()
+                if line.startswith("import time:")}
+    said = [line for line in run.stderr.splitlines() if not line.startswith("import time:")]
+    assert run.returncode == 2 and said == [
+        "!! --sweep makes 110 renders (11 x 10 values), more than 100: add --yes to render them all, or sweep fewer "
+        "values"]
+    assert not imported & {"comfy", "execution", "nodes", "torch", "cv2"}
