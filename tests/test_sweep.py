@@ -223,3 +223,15 @@ def test_a_grid_over_100_cells_is_refused_before_comfyui_or_torch_is_imported(tm
         "!! --sweep makes 110 renders (11 x 10 values), more than 100: add --yes to render them all, or sweep fewer "
         "values"]
     assert not imported & {"comfy", "execution", "nodes", "torch", "cv2"}
+
+
+def test_cells_are_named_by_their_settings_and_json_lists_hold_commas(pipeline):
+    sweep = pipeline("sweep")
+    axes = sweep.parse(['Positive prompt.text=["a fox, running", "a cat"]', "AnimateLCM Sampler.seed= 1, 2"])
+    assert [(job.key, job.overrides) for job in sweep.sweep_jobs(axes)] == [
+        ("text=a fox, running  seed=1", {"Positive prompt.text": "a fox, running", "AnimateLCM Sampler.seed": "1"}),
+        ("text=a fox, running  seed=2", {"Positive prompt.text": "a fox, running", "AnimateLCM Sampler.seed": "2"}),
+        ("text=a cat  seed=1", {"Positive prompt.text": "a cat", "AnimateLCM Sampler.seed": "1"}),
+        ("text=a cat  seed=2", {"Positive prompt.text": "a cat", "AnimateLCM Sampler.seed": "2"})]
+    shared = sweep.sweep_jobs(sweep.parse(["4.text=a,b", "5.text=c"]))  # two axes on inputs of one name
+    assert [job.key for job in shared] == ["4.text=a  5.text=c", "4.text=b  5.text=c"]
