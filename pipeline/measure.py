@@ -1,7 +1,9 @@
 """The peak memory of a job rendered in this process, for the manifest (and a sweep's table).
 
 RAM: the process's resident peak (VmHWM), which Linux lets a process reset by writing 5 to
-/proc/self/clear_refs (Linux 4.0+, proc(5)), so each job's peak is its own, not the batch's so far.
+/proc/self/clear_refs (Linux 4.0+, proc(5)), so each job's peak is its own, not the batch's so far
+(whoever else reads VmHWM in this process sees the peak since the last job started; getrusage's
+ru_maxrss, the whole process's, is not reset).
 GPU: torch's peak allocation on the current CUDA device (torch.cuda.reset_peak_memory_stats), when
 torch is loaded and has one. Where neither can be measured (another OS, a --server job, whose memory
 is the server's) the fields are left out.
