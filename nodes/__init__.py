@@ -20,6 +20,7 @@ NODE_MODULES = {  # module: what it holds, in the words of the node menu
     "i2v_nodes": "AnimateLCM Image to Video and Match Colors to Image",
     "svd_nodes": "the AnimateLCM-SVD-xt nodes",
     "control_nodes": "Canny Edges (AnimateLCM)",
+    "quality_nodes": "Video Quality (AnimateLCM)",
 }
 # import name -> pip name, where they differ
 PIP_NAMES = {"cv2": "opencv-python", "PIL": "Pillow", "av": "av", "yaml": "pyyaml"}

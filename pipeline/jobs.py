@@ -287,9 +287,11 @@ class Manifest:
         entry = self.data["jobs"].get(job.key)
         return bool(entry) and entry.get("status") == "done" and entry.get("overrides") == job.overrides
 
-    def record(self, job, status, outputs=(), seed=None, seconds=None, graph_seconds=None, error=None, worker=None):
-        """`seconds`: the job's time in the renderer, from its start to now; `graph_seconds`: the executor's.
-        Raises ManifestNotWritten (the entry is kept here, and written with the next one that succeeds)."""
+    def record(self, job, status, outputs=(), seed=None, seconds=None, graph_seconds=None, error=None, worker=None,
+               **measured):
+        """`seconds`: the job's time in the renderer, from its start to now; `graph_seconds`: the executor's;
+        `measured`: more numbers of the job (peak memory). Raises ManifestNotWritten (the entry is kept here,
+        and written with the next one that succeeds)."""
         now = time.time()
         entry = {"status": status, "overrides": job.overrides, "outputs": [str(p) for p in outputs], "seed": seed,
                  "seconds": None if seconds is None else round(seconds, 3),
@@ -298,6 +300,7 @@ class Manifest:
                  "finished_at": round(now, 3)}
         if worker is not None:
             entry["worker"] = worker
+        entry.update(measured)
         self.data["jobs"][job.key] = entry
         if self.path:
             try:
@@ -311,6 +314,17 @@ class Manifest:
                        "it has no outputs")) from failure
             self.unwritten.clear()  # the file holds every entry now
         return entry
+
+    def annotate(self, job, **fields):
+        """Add `fields` to a recorded job's entry (its quality report) and write the manifest; raises
+        ManifestNotWritten (they are kept here, and written with the next write that succeeds)."""
+        self.data["jobs"][job.key].update(fields)
+        if self.path:
+            try:
+                self._write()
+            except OSError as failure:
+                raise ManifestNotWritten(f"the manifest {self.path} could not be written ({failure}): job {job.key}'s "
+                                         f"{', '.join(fields)} is not in it") from failure
 
     def _write(self):
         partial = self.path.with_name(self.path.name + ".partial")

@@ -9,7 +9,7 @@ import difflib
 import tempfile
 from pathlib import Path
 
-from . import jobs
+from . import jobs, sweep
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 
@@ -25,9 +25,10 @@ def check(args):
     jobs.check_resize(jobs.node_types(data), args.frames, args.size, args.preview)
     if args.jobs:
         jobs.read_jobs(args.jobs)
+    sweep.check(args)
     if args.input_dir and args.input_dir.exists() and not args.input_dir.is_dir():
         raise jobs.JobError(f"--input-dir {args.input_dir} is a file: give the folder the input files are in")
-    manifest = jobs.manifest_path(args.manifest, args.jobs)
+    manifest = sweep.manifest_path(args) if args.sweep else jobs.manifest_path(args.manifest, args.jobs)
     if manifest:
         if manifest.is_dir():
             raise jobs.JobError(f"the manifest {manifest} is a folder: give --manifest a file name (e.g. "

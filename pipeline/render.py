@@ -304,6 +304,15 @@ def parser():
                    help="run the jobs on Ray actors, one ComfyUI each (ADDRESS of a cluster, or none for a "
                         "local one); needs `pip install ray`")
     p.add_argument("--workers", type=int, help="Ray workers (default: one per GPU, else 2)")
+    p.add_argument("--report", action="store_true",
+                   help="measure each video made (flicker, warping error, motion, window and loop seams): a report "
+                        "<video>.quality.json and its curves <video>.quality.png beside it, the numbers in the "
+                        "manifest")
+    p.add_argument("--sweep", action="append", default=[], metavar="NODE.INPUT=V1,V2,...",
+                   help="render every combination of these values (repeatable; any --set key; a JSON list for values "
+                        "with commas) as jobs, measure each, and write a contact sheet and a table (CSV, Markdown) "
+                        "beside the manifest (default: <workflow>.sweep.manifest.json)")
+    p.add_argument("--yes", action="store_true", help="render a --sweep of more than 100 cells")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--verbose", action="store_true", help="show ComfyUI's whole start-up log")
     return p
