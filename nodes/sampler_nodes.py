@@ -4,6 +4,8 @@ import logging
 from ..samplers.schedule import animatelcm_sampling_of, patch_model
 from ..samplers.spatial_lora_check import missing_spatial_lora
 from ..samplers.video_sampling import MODES, animatelcm_sampler, sample_video, sampling_for
+from ..svd.guidance import flat_guidance_warning
+from ..svd.schedule import is_svd_model
 from .inputs import require_finite
 
 log = logging.getLogger(__name__)
@@ -15,6 +17,14 @@ MODE_TOOLTIP = ("Which official schedule to sample with. auto (recommended): Ani
                 "AnimateLCM-SVD-xt MODEL always samples with its own schedule (σ 700 → 0.002, ComfyUI's lcm step).")
 STEPS_TOOLTIP = ("4 is the recommended AnimateLCM setting; 6-8 add detail; 1-2 give a soft draft. More than 8 "
                  "rarely helps a consistency model.")
+CFG_TOOLTIP = ("1.5 with a negative prompt is recommended for text-to-video; 1.0 for image-to-video (the official "
+               "setting). 1.0 skips the negative pass (half the time); above 2 burns the image. AnimateLCM-SVD-xt: "
+               "1.2 with core 'Video Linear CFG Guidance' (min_cfg 1.0) before the sampler, the official app's ramp "
+               "from 1.0 on the first frame to 1.2 on the last; without that node every frame gets this cfg (the "
+               "sampler warns), or use 1.0.")
+SVD_HERE = ("this MODEL is AnimateLCM-SVD-xt (Stable Video Diffusion), which has its own schedule: sample it with the "
+            "all-in-one 'AnimateLCM Sampler', or with SamplerCustom + 'AnimateLCM-SVD Scheduler' + KSamplerSelect "
+            "(lcm).")
 
 
 class AnimateLCMSampler:
@@ -31,9 +41,7 @@ class AnimateLCMSampler:
                              "tooltip": "The same seed gives the same video."}),
             "steps": ("INT", {"default": 4, "min": 1, "max": 50, "tooltip": STEPS_TOOLTIP}),
             "cfg": ("FLOAT", {"default": 1.5, "min": 1.0, "max": 10.0, "step": 0.1, "round": 0.01,
-                              "tooltip": "1.5 with a negative prompt is recommended for text-to-video; 1.0 for "
-                                         "image-to-video (the official setting). 1.0 skips the negative pass (half the "
-                                         "time); above 2 burns the image."}),
+                              "tooltip": CFG_TOOLTIP}),
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01,
                                   "tooltip": "1.0 starts from noise. Below 1 starts from the input latent noised to the "
                                              "matching timestep (video-to-video): lower keeps more of the input."}),
@@ -52,17 +60,20 @@ class AnimateLCMSampler:
     FUNCTION = "sample"
     CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Samples a video in 4 steps with AnimateLCM's official schedule and consistency sampler; an "
-                   "AnimateLCM-SVD-xt MODEL with its own official sigmas and ComfyUI's lcm step (cfg 1).")
+                   "AnimateLCM-SVD-xt MODEL with its own official sigmas and ComfyUI's lcm step (cfg 1.2 after Video "
+                   "Linear CFG Guidance, min_cfg 1.0, as the official app).")
 
     def sample(self, model, positive, negative, latent_image, seed, steps, cfg, denoise, mode="auto",
                freeinit=None, warn_without_spatial_lora=True):
         require_finite("AnimateLCM Sampler", cfg=cfg, denoise=denoise)
-        warning = missing_spatial_lora(model) if warn_without_spatial_lora else None
-        if warning:
+        warnings = [missing_spatial_lora(model) if warn_without_spatial_lora else None,
+                    flat_guidance_warning(model, cfg) if is_svd_model(model) else None]
+        warnings = [warning for warning in warnings if warning]
+        for warning in warnings:
             log.warning("%s", warning)
         result = (sample_video(model, positive, negative, latent_image, seed, steps, cfg, denoise, mode, freeinit=freeinit),)
-        # a warning goes out as the node's UI output: the pack's web/warnings.js shows it on screen
-        return {"result": result, "ui": {"animatelcm_warnings": [warning]}} if warning else {"result": result}
+        # warnings go out as the node's UI output: the pack's web/warnings.js shows them on screen
+        return {"result": result, "ui": {"animatelcm_warnings": warnings}} if warnings else {"result": result}
 
 
 class AnimateLCMModelSampling:
@@ -80,6 +91,8 @@ class AnimateLCMModelSampling:
                    "with the AnimateLCM sampler and scheduler. The all-in-one AnimateLCM Sampler does this itself.")
 
     def patch(self, model, mode):
+        if is_svd_model(model):  # SD1.5 timesteps on an SVD UNet sample without an error, and give noise
+            raise ValueError(f"AnimateLCM Model Sampling is AnimateLCM SD1.5's schedule, but {SVD_HERE}")
         return (patch_model(model, sampling_for(model, mode)),)
 
 
@@ -114,6 +127,8 @@ class AnimateLCMScheduler:
 
     def get_sigmas(self, model, steps, denoise):
         require_finite("AnimateLCM Scheduler", denoise=denoise)
+        if is_svd_model(model):
+            raise ValueError(f"AnimateLCM Scheduler gives AnimateLCM SD1.5's timesteps, but {SVD_HERE}")
         sampling = animatelcm_sampling_of(model)
         if sampling is None:
             raise ValueError("This MODEL does not sample with AnimateLCM's schedule. Put "

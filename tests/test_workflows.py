@@ -109,12 +109,16 @@ RECIPE = {
         "modes": ({"auto", "image-to-video schedule"}, "configs/inference-i2v.yaml: beta_end 0.014, 200 steps"),
         "motion_scale": (0.8, "app-i2v.py: 'motion scale' value=0.8"),
     },
-    # AnimateLCM-SVD-xt (animatelcm_svd/app.py: sample() defaults; the pipeline's own defaults where app.py passes none)
+    # AnimateLCM-SVD-xt (animatelcm_svd/app.py: sample() defaults and its sliders' values; animatelcm_svd/pipeline.py's
+    # own defaults where app.py passes none)
     "AnimateLCM-SVD-xt-1.1.safetensors": {
-        "steps": (4, "app.py: num_inference_steps 4"),
-        "cfg": (1.0, "app.py: min_guidance_scale 1 (distilled without CFG; its max 1.2 is the graph note's option)"),
+        "steps": (4, "app.py: sample(num_inference_steps=4), 'Num inference steps' value=4"),
+        # pipeline.py step 7: guidance_scale = torch.linspace(min_guidance_scale, max_guidance_scale, num_frames),
+        # frame f's scale; core's VideoLinearCFGGuidance: torch.linspace(min_cfg, cfg, frames), the same per frame
+        # (tests/test_svd.py checks it on the model)
+        "cfg": (1.2, "app.py: sample(max_guidance_scale=1.2), 'Max guidance scale' value=1.2: the last frame's scale"),
         "modes": ({"auto"}, "the SVD-xt schedule is read from the MODEL"),
-        "min_cfg": (1.0, "app.py: min_guidance_scale 1 (VideoLinearCFGGuidance ramps to cfg per frame as diffusers does)"),
+        "min_cfg": (1.0, "app.py: sample(min_guidance_scale=1), 'Min guidance scale' value=1: the first frame's scale"),
         "conditioning": ((1024, 576, 25, 80, 7, 0.02), "app.py: width 1024, height 576, motion_bucket_id 80; "
                                                          "StableVideoDiffusionPipeline: num_frames 25 (xt), fps 7, "
                                                          "noise_aug_strength 0.02"),
@@ -213,6 +217,20 @@ def test_svd_xt_workflow_converts_to_the_expected_prompt(host, workflow_api):
     _, sampler = by_type["ALCM_Sampler"]
     assert sampler["model"] == [guidance_id, 0] and sampler["latent_image"] == [conditioning_id, 2]
     assert by_type["VAEDecode"][1]["vae"] == [ckpt, 2]
+
+
+def test_svd_xt_workflow_note_says_how_guidance_and_augmentation_differ(host, workflow_api):
+    """The graph's note: the per-frame guidance, and that SVD_img2vid_Conditioning's augmentation_level noises
+    pixels in [0, 1] (the official pipeline.py: image in [-1, 1] + noise_aug_strength·noise), so the same
+    number is twice the official noise."""
+    wf = load(WORKFLOW_DIR / "animatelcm_svd_xt_i2v.json")
+    [note] = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "Note"]
+    for words in ("min_guidance_scale 1, max_guidance_scale 1.2", "from min_cfg 1.0 on the first frame to the "
+                  "sampler's cfg 1.2 on the last", "ComfyUI's [0, 1] range", "pixels in [-1, 1]",
+                  "twice the official noise", "0.01 adds the official noise"):
+        assert words in note
+    conditioning = next(n for n in wf["nodes"] if n["type"] == "SVD_img2vid_Conditioning")
+    assert "augmentation 0.02: see the note" in conditioning["title"]
 
 
 def test_the_recipe_test_catches_a_workflow_without_the_spatial_lora(host, workflow_api):
