@@ -130,9 +130,12 @@ def _as_api_export(workflow_api, path):
 
 # --- --preview, --frames and a job's own values -------------------------------------------------
 
-def test_a_preview_that_cuts_a_prompt_travel_story_says_so(host, pipeline):
+def test_a_preview_that_cuts_a_prompt_travel_story_says_so(host, pipeline, caplog):
     """--preview's 8 frames never reach the shipped story's keyframes 16, 32 and 48: the renderer says so before
     the render, and how to see all of it; a workflow without a Prompt Schedule, or enough frames, gets no word."""
+    # the command says it before any job runs (this job then stops at once: its checkpoint is missing)
+    assert _render(pipeline, PROMPT_TRAVEL, "--preview", "--set", "CheckpointLoaderSimple.ckpt_name=not_here.ckpt") == 1
+    assert "--preview renders 8 of the workflow's 64 frames" in caplog.text
     jobs, catalog = pipeline("jobs"), pipeline("workflow_api").LiveCatalog()
     story, t2v = jobs.load_workflow(PROMPT_TRAVEL, catalog), jobs.load_workflow(T2V, catalog)
     said = jobs.cut_story(story, None, preview=True)
