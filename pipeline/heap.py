@@ -6,7 +6,9 @@ free top passes the trim threshold: the buffers come back as fresh pages, a page
 (docs/benchmarks.md, "The cause, checked"). A 64 MB top pad (a heap is unmapped only while the one before
 it has that much room, which a 64 MB heap never has) and a trim threshold no heap reaches keep those pages;
 setting either stops glibc's sliding mmap threshold, so that one is fixed at 32 MB, its maximum and where
-it slides to beside a UNet. The same three as `--tuned-heap` of tests/bench_vs_ade.py.
+it slides to beside a UNet. The same three as `--tuned-heap` of tests/bench_vs_ade.py. The renderer samples
+in its main thread, whose heap glibc trims the same way: with them a preview takes half the page faults
+(docs/benchmarks.md, "The renderer's own ComfyUI with the kept heap").
 
 glibc reads them once, from the environment, when the process starts: set in os.environ later they do
 nothing. The renderer runs ComfyUI in its own process, so it starts that process again with them

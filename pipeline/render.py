@@ -438,8 +438,8 @@ def _self_check(args, owns_process):
         return 2
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.WARNING)  # the check's lines only
     if owns_process:
-        # its models are a few channels wide: a second thread only waits for the first, and on a busy machine
-        # it waits for a core (64-164 s against 8.5 s with one thread on a loaded 2-core machine, issue 38)
+        # its models are a few channels wide: a second thread has almost nothing to share, and on a busy machine
+        # each small operation waits for a core (docs/benchmarks.md, "The self-check": 9 s against 23 s)
         import torch
         torch.set_num_threads(1)
     return importlib.import_module(f"{pack.__name__}.selfcheck.run").main()
