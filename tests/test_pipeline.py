@@ -216,6 +216,29 @@ def test_the_renderers_own_comfyui_runs_with_the_kept_heap_and_leaves_no_input_f
     assert len(list((tmp_path / "out").rglob("*.webp"))) == 1
 
 
+def test_a_failed_render_leaves_no_empty_folders(host, colour_workflow, tmp_path):
+    """The renderer makes ./output and ./input for the test environment's ComfyUI; a render that wrote nothing
+    (its one job failed) takes both away again."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    failed = subprocess.run([sys.executable, str(RENDER), colour_workflow, "--set", "Save.frame_rate=nan", "--quiet"],
+                            cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1 and "job render failed" in failed.stderr, failed.stderr
+    assert list(cwd.iterdir()) == []
+
+
+def test_only_empty_folders_are_taken_away(pipeline, tmp_path):
+    remove_if_empty = pipeline("render")._remove_if_empty
+    (tmp_path / "input" / "3d").mkdir(parents=True)  # what ComfyUI 0.3.x's 3D loader makes in the input folder
+    remove_if_empty(tmp_path / "input")
+    assert not (tmp_path / "input").exists()
+    (tmp_path / "output" / "AnimateLCM").mkdir(parents=True)
+    (tmp_path / "output" / "empty").mkdir()
+    (tmp_path / "output" / "AnimateLCM" / "t2v_00001_.webp").write_bytes(b"a video")
+    remove_if_empty(tmp_path / "output")
+    assert sorted(p.name for p in (tmp_path / "output").rglob("*")) == ["AnimateLCM", "t2v_00001_.webp"]
+
+
 # --- batches -----------------------------------------------------------------------------------
 
 def test_batch_manifest_failure_and_resume(host, pack, pipeline, colour_workflow, tmp_path, capsys):
