@@ -131,6 +131,9 @@ def run(args):
         base = {**jobs.resize(workflow, args.frames, args.size, args.preview),
                 **dict(jobs.parse_set(text) for text in args.overrides)}
         jobs.apply_overrides(workflow, base, runner.catalog)  # a wrong --set stops here, before any job
+        cut = jobs.cut_story(workflow, args.frames, args.preview)
+        if cut:
+            log.warning("%s", cut)
         job_list = jobs.read_jobs(args.jobs) if args.jobs else [jobs.Job("render", {})]
         manifest = jobs.Manifest(jobs.manifest_path(args.manifest, args.jobs), args.workflow)
         if args.sweep:  # a value a node would refuse stops here, before any cell renders

@@ -191,6 +191,24 @@ def stand_in_size(size=None, preview=False):
     return size or (PREVIEW[1] if preview else None)
 
 
+def cut_story(workflow, frames=None, preview=False):
+    """What to tell a user whose --preview or --frames renders fewer frames than the workflow has when a Prompt
+    Schedule tells a story over them (its keyframes past the last frame are never reached); else None. The
+    frames are not stretched to fit: keyframes are the user's frame numbers, and a quick look stays quick."""
+    option = f"--frames {frames}" if frames is not None else "--preview"
+    if preview and frames is None:
+        frames = PREVIEW[0]
+    if frames is None or not any(n["class_type"] == "ALCM_PromptSchedule" for n in workflow.prompt.values()):
+        return None
+    own = [n["inputs"].get(RESIZED[n["class_type"]][0]) for n in workflow.prompt.values() if n["class_type"] in RESIZED]
+    own = max((count for count in own if isinstance(count, int) and not isinstance(count, bool)), default=None)
+    if own is None or frames >= own:
+        return None
+    return (f"{option} renders {frames} of the workflow's {own} frames: keyframes of its Prompt Schedule after "
+            f"frame {frames - 1} are never reached (the node's warning names them), so the video shows the start of "
+            f"the story only. Add --frames {own} to render all of it")
+
+
 def check_resize(types, frames=None, size=None, preview=False):
     """Refuse --frames and --size that a resized node of the workflow (its `types`) would not take; they
     are judged before ComfyUI starts, so the ranges are RESIZED's (a test holds them to the nodes')."""

@@ -90,8 +90,8 @@ def cached_file(folder, name):
                              "Stable Video Diffusion checkpoint (narrow UNet, full CLIP vision and VAE: 1.9 GB")
         path = CACHE_DIR / SD15_FILE
         if not path.exists():
-            log.info("making a random-weight SD1.5 checkpoint (2 GB, once: about a minute; the first preview render, "
-                     "this included, peaks at 6.9 GB of RAM)")
+            log.info("making a random-weight SD1.5 checkpoint (2 GB, once: a minute or so; the first preview render, "
+                     "this included, peaks at up to 7.3 GiB of RAM)")
             _atomic(path, random_weights.write_sd15_checkpoint)
         return path
     if folder == "animatediff_models":

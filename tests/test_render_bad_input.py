@@ -114,6 +114,30 @@ def test_a_mistyped_workflow_names_the_shipped_ones():  # row 10: was refused af
     assert "(that is a folder)" in refused("workflows")
 
 
+@pytest.mark.parametrize("typed, meant", [
+    ("animatelcm_tv2.json", "animatelcm_t2v.json"),  # two letters swapped: was "did you mean ...v2v"
+    ("animatelcm_vv2.json", "animatelcm_v2v.json"),
+    ("animatelcm_2iv.json", "animatelcm_i2v.json"),
+    ("animatelcm-t2v.json", "animatelcm_t2v.json"),
+    ("AnimateLCM_T2V", "animatelcm_t2v.json"),
+    ("animatelcm_svdxt.json", "animatelcm_svd_xt_i2v.json"),
+    ("prompt_travel.json", "animatelcm_prompt_travel.json"),
+])
+def test_a_misspelt_workflow_suggests_the_one_meant(typed, meant):
+    assert refused(f"workflows/{typed}").endswith(f"(did you mean workflows/{meant}?)")
+
+
+def test_the_usage_line_names_the_command_used(host):
+    """Started through pipeline/render.sh, the renderer says `bash pipeline/render.sh`, not the console script's name."""
+    shell = ("bash", "pipeline/render.sh")
+    env = {"PYTHON": sys.executable, "COMFYUI_PATH": str(host.comfyui_path)}
+    assert refused("--frames", "x", command=shell, env=env).endswith("(see bash pipeline/render.sh --help)")
+    assert refused("--frames", "x").endswith(f"(see python {RENDER} --help)")
+    shown = subprocess.run([*shell, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                           env={**os.environ, **env})
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: bash pipeline/render.sh [-h]"), shown.stderr
+
+
 def test_the_shell_script_refuses_as_the_command_does(host):
     """pipeline/render.sh (the README's command) hands its arguments to render.py, here with this Python."""
     line = refused(T2V, "--stand-ins", "--preview", "--frames", "0", command=("bash", "pipeline/render.sh"),
