@@ -403,6 +403,8 @@ def test_sigterm_in_server_mode_deletes_its_queued_prompt_and_leaves_others_alon
     # another client's long prompt holds the server, so the renderer's prompt waits in the queue
     prompt = json.loads(colour_workflow.read_text())
     prompt["1"]["inputs"].update(batch_size=4096, width=64, height=64, color=0x607080)  # the most frames it takes
+    for copy in ("3", "4"):  # saved three times over: long enough to outlast the renderer's start on a quick machine
+        prompt[copy] = json.loads(json.dumps(prompt["2"]))
     other = post(url, "/prompt", {"prompt": prompt, "client_id": "someone-else"})["prompt_id"]
     try:
         wait_for(lambda: server_queue(url)[0] == [other], "the other client's prompt running")
