@@ -10,11 +10,14 @@ from ..motion.image_injection import carries_image, features_once_per_run, is_an
 from ..svd.schedule import is_svd_model, svd_sigmas
 from .freeinit import sample_with_freeinit
 from .lcm_sampler import sample_animatelcm
+from .lightning import LIGHTNING_MODE, LightningSampling
+from .lightning_check import lightning_module_on
 from .noise import initial_noise
 from .schedule import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, AnimateLCMSampling, patch_model
 
-# "auto" reads the MODEL: AnimateLCM-I2V's schedule when it carries a start image, else text-to-video's.
-MODES = {"auto": None, "text-to-video": TEXT_TO_VIDEO, "image-to-video schedule": IMAGE_TO_VIDEO}
+# "auto" reads the MODEL: AnimateDiff-Lightning's recipe for a Lightning module, AnimateLCM-I2V's schedule
+# when it carries a start image, else text-to-video's.
+MODES = {"auto": None, "text-to-video": TEXT_TO_VIDEO, "image-to-video schedule": IMAGE_TO_VIDEO, LIGHTNING_MODE: None}
 
 
 def animatelcm_sampler():
@@ -22,9 +25,16 @@ def animatelcm_sampler():
 
 
 def sampling_for(model, mode="auto"):
-    """The AnimateLCMSampling that `mode` asks for on this MODEL."""
-    settings = MODES[mode] or (IMAGE_TO_VIDEO if carries_image(model) else TEXT_TO_VIDEO)
-    return AnimateLCMSampling(**settings)
+    """The model sampling (AnimateLCMSampling or LightningSampling) that `mode` asks for on this MODEL."""
+    if mode == "auto":
+        mode = (LIGHTNING_MODE if lightning_module_on(model) else
+                "image-to-video schedule" if carries_image(model) else "text-to-video")
+    return LightningSampling() if mode == LIGHTNING_MODE else AnimateLCMSampling(**MODES[mode])
+
+
+def sampler_for(sampling):
+    """The sampler of `sampling`'s recipe: Euler for AnimateDiff-Lightning, the consistency sampler for AnimateLCM."""
+    return comfy.samplers.sampler_object("euler") if isinstance(sampling, LightningSampling) else animatelcm_sampler()
 
 
 def require_frames_of(latent_frames, **conditionings):
@@ -44,7 +54,8 @@ def require_frames_of(latent_frames, **conditionings):
 
 
 def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.0, mode="auto", freeinit=None):
-    """LATENT in, LATENT out: the official schedule for `steps`, the consistency sampler, ComfyUI's CFG;
+    """LATENT in, LATENT out: the official schedule for `steps` and its sampler (AnimateLCM's consistency
+    sampler, or AnimateDiff-Lightning's Euler), ComfyUI's CFG;
     with `freeinit` (a samplers.freeinit.FreeInit), that many passes with FreeInit's noise between them."""
     require_frames_of(latent["samples"].shape[0], positive=positive, negative=negative)
     if is_svd_model(model):  # AnimateLCM-SVD-xt: ComfyUI's own SVD sampling, the official sigmas, its lcm step
@@ -59,7 +70,7 @@ def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.
     else:
         sampling = sampling_for(model, mode)
         model = patch_model(model, sampling)
-        sampler, sigmas = animatelcm_sampler(), sampling.sigmas_for(steps, denoise)
+        sampler, sigmas = sampler_for(sampling), sampling.sigmas_for(steps, denoise)
     latent_image = latent["samples"]
     if hasattr(comfy.sample, "fix_empty_latent_channels"):
         latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)

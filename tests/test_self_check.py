@@ -38,7 +38,7 @@ def test_every_path_agrees_with_its_reference(self_check, request):
     names = " ".join(checks)
     for path in ("schedule", "t2v", "v2v", "motion module AnimateLCM t2v", "AnimateDiff v1", "AnimateDiff v2",
                  "AnimateDiff v3", "diffusers MotionAdapter", "motion LoRA", "spatial LoRA", "Context Windows",
-                 "I2V image encoder", "I2V sampling", "video file"):
+                 "I2V image encoder", "I2V sampling", "video file", "AnimateDiff-Lightning"):
         assert path in names, path
     version = self_check.comfyui_version()
     assert all(line.endswith(version) for line in checks)
@@ -52,6 +52,7 @@ MUTATIONS = {  # what is changed in the pack: (module, attribute or (dict, key),
                                                               "motion LoRA"]),
     "spatial LoRA fuse scale": ("lora.apply", "ANIMATELCM_LORA_SCALE", 0.8 / 4, ["spatial LoRA"]),
     "window shifts": ("motion.context_windows", "ordered_halving", lambda step: 0.0, ["Context Windows"]),
+    "Lightning betas": ("samplers.lightning", ("BETAS", "beta_schedule"), "linear", ["AnimateDiff-Lightning"]),
 }
 
 
@@ -84,7 +85,7 @@ def test_the_command_runs_in_the_hosts_comfyui(host, tmp_path, request):
     assert lines[0].startswith("AnimateLCM self-check in ComfyUI")
     # its own process: one CPU thread, since its tiny models gain nothing from a second (docs/benchmarks.md)
     assert lines[0].endswith(" (1 CPU thread)"), lines[0]
-    assert sum(line.startswith("ok   ") for line in lines) == 15, done.stdout  # 14 paths and the summary
+    assert sum(line.startswith("ok   ") for line in lines) == 16, done.stdout  # 15 paths and the summary
     assert not any(line.startswith("FAIL") for line in lines)
     assert not list(cwd.iterdir()), "the self-check wrote into the working folder"
     # The promise to users (README): a minute or two on a laptop CPU, ComfyUI's start included.

@@ -89,7 +89,28 @@ def test_controlnet_v2v_steers_every_window_with_its_own_frames_edges(host, work
     assert by_type["ALCM_SaveVideo"][1]["latent"] == [by_type["ALCM_Sampler"][0], 0]
 
 
-# The official AnimateLCM recipe (github G-U-N/AnimateLCM, animatelcm_sd15/), per motion module: what every
+def test_hires_workflow_renders_small_then_redraws_the_upscaled_latents_in_windows(host, workflow_api):
+    """16 frames at 512², their latents ×1.5 (768²), a second AnimateLCM pass over them in Context Windows, and
+    Save Video decoding that pass's latents a few frames at a time: no 768² IMAGE batch is ever held."""
+    prompt = workflow_api.to_api(load(WORKFLOW_DIR / "animatelcm_hires_v2v.json"))
+    by_type = {}
+    for node_id, node in prompt.items():
+        by_type.setdefault(node["class_type"], []).append((node_id, node["inputs"]))
+    first, second = sorted(by_type["ALCM_Sampler"], key=lambda s: s[1]["denoise"], reverse=True)
+    [(latent_id, latent)], [(upscale_id, upscale)] = by_type["EmptyLatentImage"], by_type["LatentUpscaleBy"]
+    [(windows_id, windows)], [(_, save)] = by_type["ALCM_ContextWindows"], by_type["ALCM_SaveVideo"]
+    [(apply_id, _)] = by_type["ALCM_ApplyMotionModule"]
+    assert latent == {"width": 512, "height": 512, "batch_size": 16}
+    assert first[1]["latent_image"] == [latent_id, 0] and first[1]["model"] == [apply_id, 0]  # no windows needed at 16
+    assert upscale == {"samples": [first[0], 0], "upscale_method": "nearest-exact", "scale_by": 1.5}
+    assert second[1]["latent_image"] == [upscale_id, 0] and second[1]["model"] == [windows_id, 0]
+    assert windows["model"] == [apply_id, 0] and second[1]["seed"] == first[1]["seed"]
+    assert (save["latent"], "images" in save) == ([second[0], 0], False)
+    assert [s[1][k] for s in (first, second) for k in ("positive", "negative")] == [first[1]["positive"],
+                                                                                    first[1]["negative"]] * 2
+
+
+# The official recipe (AnimateLCM: github G-U-N/AnimateLCM, animatelcm_sd15/), per motion module: what every
 # shipped workflow sampling with that module must carry. Each value: (value, where it comes from).
 RECIPE = {
     "AnimateLCM_sd15_t2v.ckpt": {
@@ -109,6 +130,14 @@ RECIPE = {
         "modes": ({"auto", "image-to-video schedule"}, "configs/inference-i2v.yaml: beta_end 0.014, 200 steps"),
         "motion_scale": (0.8, "app-i2v.py: 'motion scale' value=0.8"),
     },
+    # AnimateDiff-Lightning (ByteDance): its model card, huggingface.co/ByteDance/AnimateDiff-Lightning "Diffusers Usage"
+    "animatediff_lightning_4step_comfyui.safetensors": {
+        "spatial_lora": (None, "model card: the motion adapter on any SD1.5 base model as it is (no LCM LoRA)"),
+        "steps": (4, "model card: step = 4, ckpt = f'animatediff_lightning_{step}step_...', num_inference_steps=step"),
+        "cfg": (1.0, "model card: pipe(..., guidance_scale=1.0, ...)"),
+        "modes": ({"auto", "AnimateDiff-Lightning"}, "model card: EulerDiscreteScheduler.from_config(..., "
+                                                      "timestep_spacing='trailing', beta_schedule='linear')"),
+    },
     # AnimateLCM-SVD-xt (animatelcm_svd/app.py: sample() defaults and its sliders' values; animatelcm_svd/pipeline.py's
     # own defaults where app.py passes none)
     "AnimateLCM-SVD-xt-1.1.safetensors": {
@@ -127,6 +156,11 @@ RECIPE = {
 # Settings the official code has no counterpart for: the pack's recommended values, and why.
 PACK_SETTINGS = {
     "v2v_denoise": (0.6, "the official code has no video-to-video: keeps the input's layout, restyles its look"),
+    # the official code has no second pass either (pipeline_animation.py takes no input video; lcm_scheduler.py's
+    # `strength` is never passed): 0.6, the pack's video-to-video setting, keeps the 512² render's layout and motion
+    # and redraws its detail at 768² (0.6 of the 100-step grid: timesteps 599, 449, 299, 149)
+    "hires_denoise": (0.6, "the pack's v2v_denoise, on the upscaled latents of the first pass"),
+    "hires_scale": (1.5, "512² → 768², the issue's sizes; LatentUpscaleBy's default"),
     "context_windows": ((16, 4, True), "16 = the training length (app.py 'Animation length' value=16); overlap 4 "
                                        "and FreeNoise: AnimateDiff-Evolved's defaults for 16-frame windows"),
     "motion_lora_strength": (1.0, "AnimateDiff v2 camera LoRAs as trained (guoyww/AnimateDiff configs: alpha 1.0)"),
@@ -170,14 +204,23 @@ def check_recipe(prompt, path):
         module = next(n["inputs"]["motion_module_name"] for n in motion_chain if n["class_type"] == "ALCM_LoadMotionModule")
         recipe = {key: value for key, (value, _source) in RECIPE[module].items()}
         spatial = model_chain.get("ALCM_LoadAnimateLCMLoRA")
-        assert spatial is not None, f"{path.name}: {module} samples without AnimateLCM's spatial LoRA"
-        assert (spatial["lora_name"], spatial["strength"]) == (recipe["spatial_lora"], recipe["spatial_lora_strength"])
+        if recipe["spatial_lora"] is None:
+            assert spatial is None, f"{path.name}: {module} samples with AnimateLCM's spatial LoRA, which is not its recipe"
+        else:
+            assert spatial is not None, f"{path.name}: {module} samples without AnimateLCM's spatial LoRA"
+            assert (spatial["lora_name"], spatial["strength"]) == (recipe["spatial_lora"], recipe["spatial_lora_strength"])
         assert (sampler["steps"], sampler["cfg"]) == (recipe["steps"], recipe["cfg"])
         assert sampler["mode"] in recipe["modes"] and sampler["warn_without_spatial_lora"] is True
         if "motion_scale" in recipe:
             assert model_chain["ALCM_ImageToVideo"]["motion_scale"] == recipe["motion_scale"]
-        from_video = prompt[sampler["latent_image"][0]]["class_type"] in ("VAEEncode", "ALCM_LoadVideo")
-        assert sampler["denoise"] == (PACK_SETTINGS["v2v_denoise"][0] if from_video else 1.0)
+        latent_from = prompt[sampler["latent_image"][0]]
+        if latent_from["class_type"] == "LatentUpscaleBy":  # a hi-res second pass on the first pass's latents
+            assert prompt[latent_from["inputs"]["samples"][0]]["class_type"] == "ALCM_Sampler"
+            assert latent_from["inputs"]["scale_by"] == PACK_SETTINGS["hires_scale"][0]
+            assert sampler["denoise"] == PACK_SETTINGS["hires_denoise"][0]
+        else:
+            from_video = latent_from["class_type"] in ("VAEEncode", "ALCM_LoadVideo")
+            assert sampler["denoise"] == (PACK_SETTINGS["v2v_denoise"][0] if from_video else 1.0)
         windows = model_chain.get("ALCM_ContextWindows")
         if windows:
             assert (windows["context_length"], windows["overlap"], windows["freenoise"]) == PACK_SETTINGS["context_windows"][0]
