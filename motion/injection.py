@@ -235,7 +235,12 @@ def motion_module_on(model):
 def motion_wrapper_on(model):
     """The MotionWrapper of the motion module this pack applied to `model`, or None: read from its model
     wrapper chain (Image to Video's wrapper holds the motion wrapper inside it)."""
-    wrapper = model.model_options.get("model_function_wrapper")
+    return motion_wrapper_in(model.model_options)
+
+
+def motion_wrapper_in(model_options):
+    """The same, from a MODEL's model options (what ComfyUI's sampling wrappers are given)."""
+    wrapper = model_options.get("model_function_wrapper")
     while wrapper is not None:
         if isinstance(wrapper, MotionWrapper):
             return wrapper
