@@ -8,6 +8,7 @@ Recognised (keys as in the released files):
 | AnimateDiff v2    | mid block, pe [1, 32, C]                          | 32     |
 | AnimateDiff v3    | no mid block, pe [1, 32, C]                       | 32     |
 | diffusers MotionAdapter | `motion_modules.J.transformer_blocks...attn1` | config |
+| AnimateDiff-Lightning | v2's layout (either naming), and its name or bytes (lightning.py) | 32 |
 Everything else is refused with what the file appears to be.
 """
 import re
@@ -25,6 +26,7 @@ class MotionFormat:
     max_frames: int
     has_mid_block: bool
     converted_from_diffusers: bool = False
+    distilled_steps: int = None  # the step count a distilled module was made for (AnimateDiff-Lightning's 1/2/4/8)
 
 
 def position_of(key):
@@ -70,14 +72,22 @@ _DIFFUSERS_NAMES = {"attn1": "attention_blocks.0", "attn2": "attention_blocks.1"
 
 
 def _from_diffusers(state_dict):
-    """diffusers MotionAdapter names → the original ones (the inverse of diffusers' converter)."""
+    """diffusers MotionAdapter names → the original ones (the inverse of diffusers' converter).
+
+    A saved MotionAdapter holds one position table per transformer block (`transformer_blocks.N.pos_embed.pe`),
+    which diffusers' BasicTransformerBlock adds before both attentions: the original layout's two tables."""
     out = {}
     for key, value in state_dict.items():
         position = position_of(key)
         if position is None:
             continue
         rest = ".".join(_DIFFUSERS_NAMES.get(part, part) for part in key[len(position) + 1:].split("."))
-        out[f"{position}.temporal_transformer.{rest}"] = value
+        block_table = re.fullmatch(r"(transformer_blocks\.\d+)\.pos_encoder\.pe", rest)
+        if block_table:
+            for attention in range(2):
+                out[f"{position}.temporal_transformer.{block_table.group(1)}.attention_blocks.{attention}.pos_encoder.pe"] = value
+        else:
+            out[f"{position}.temporal_transformer.{rest}"] = value
     return out
 
 

@@ -90,8 +90,9 @@ class MotionWrapper:
     already cut the batch to a window: never windowed twice.
     """
 
-    def __init__(self, module_name, max_frames, inner=None, family=None):
+    def __init__(self, module_name, max_frames, inner=None, family=None, distilled_steps=None):
         self.module_name, self.max_frames, self.inner, self.family = module_name, max_frames, inner, family
+        self.distilled_steps = distilled_steps  # what the sampler needs of a distilled module (Lightning's step count)
 
     def __call__(self, apply_model, args):
         options = args["c"].get("transformer_options", {})
@@ -220,16 +221,28 @@ def animate(model, motion_module, strength=1.0, precision=None):
     # ComfyUI sizes a patcher once, from the unpatched model; the layers are ours to add
     animated.size = image_model_size + motion_bytes(animated)
     animated.set_model_unet_function_wrapper(
-        MotionWrapper(motion_module.name, motion_module.max_frames, inner, motion_module.format.family))
+        MotionWrapper(motion_module.name, motion_module.max_frames, inner, motion_module.format.family,
+                      motion_module.format.distilled_steps))
     return animated
 
 
 def motion_module_on(model):
-    """(name, family) of the motion module this pack applied to `model`, or None: read from its model wrapper
-    chain (Image to Video's wrapper holds the motion wrapper inside it)."""
-    wrapper = model.model_options.get("model_function_wrapper")
+    """(name, family) of the motion module this pack applied to `model`, or None."""
+    wrapper = motion_wrapper_on(model)
+    return None if wrapper is None else (wrapper.module_name, wrapper.family)
+
+
+def motion_wrapper_on(model):
+    """The MotionWrapper of the motion module this pack applied to `model`, or None: read from its model
+    wrapper chain (Image to Video's wrapper holds the motion wrapper inside it)."""
+    return motion_wrapper_in(model.model_options)
+
+
+def motion_wrapper_in(model_options):
+    """The same, from a MODEL's model options (what ComfyUI's sampling wrappers are given)."""
+    wrapper = model_options.get("model_function_wrapper")
     while wrapper is not None:
         if isinstance(wrapper, MotionWrapper):
-            return wrapper.module_name, wrapper.family
+            return wrapper
         wrapper = getattr(wrapper, "inner", None)
     return None

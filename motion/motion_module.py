@@ -17,6 +17,7 @@ from ..weights.files import read_sidecar_config, read_state_dict
 from ..weights.mapped_pages import release
 from .errors import MotionModuleError
 from .formats import MotionFormat, normalise, position_of
+from .lightning import recognise as recognise_lightning
 from .temporal_layer import MotionLayer
 
 QKV = ("to_q", "to_k", "to_v")
@@ -69,7 +70,13 @@ class MotionModule:
         return layers
 
     def __repr__(self):
-        return f"MotionModule({self.name!r}, {self.format.family}, up to {self.max_frames} frames)"
+        return f"MotionModule({self.name!r}, {self.description()})"
+
+    def description(self):
+        """What the module is, in a log line: its family, the steps it was distilled for, its frame limit."""
+        steps = self.format.distilled_steps
+        distilled = f", distilled for {steps} step{'s' * (steps != 1)}" if steps else ""
+        return f"{self.format.family}{distilled}, up to {self.max_frames} frames"
 
 
 # An SD1.5 motion module has a layer after each of the 2 resnet pairs of the 4 down levels and each of
@@ -125,7 +132,7 @@ def load_motion_module(path):
     state_dict = read_state_dict(path)
     config = read_sidecar_config(path) if name.startswith("diffusion_pytorch_model") else {}
     motion_format, weights, image_encoder = normalise(state_dict, name, config)
-    module = MotionModule(name, motion_format, weights, image_encoder)
+    module = MotionModule(name, recognise_lightning(path, motion_format, image_encoder), weights, image_encoder)
     if not module.positions():
         raise MotionModuleError(f"'{name}' has motion_modules keys but no temporal transformer layers.")
     _check_positions(module)

@@ -20,6 +20,7 @@ import torch
 
 from ..control.hints import check_hint_frames, controls_in, hints_of_window
 from .context_windows import AD_PARAMS, CONTEXT_KEY, ad_params, each_window, frames_of_window, fuse
+from .injection import motion_wrapper_in
 
 WRAPPER_KEY = "animatelcm_context_windows"
 
@@ -73,7 +74,8 @@ def calc_cond_batch_in_windows(executor, model, conds, x_in, timestep, model_opt
     options = transformer_options.get(CONTEXT_KEY)
     frames = x_in.shape[0]
     if (options is None or frames <= options.context_length or frames_of_window() is not None
-            or "context_window" in transformer_options):  # a video of one window; or windowed already
+            or "context_window" in transformer_options  # a video of one window; or windowed already
+            or motion_wrapper_in(model_options) is None):  # no motion layers: every frame is its own, nothing to window
         return executor(model, conds, x_in, timestep, model_options)
     controls = controls_in(conds)
     check_hint_frames(controls, frames)  # before the first window runs: nothing runs half
@@ -95,7 +97,9 @@ def calc_cond_batch_in_windows(executor, model, conds, x_in, timestep, model_opt
 
 def prepare_sampling_for_one_window(executor, model, noise_shape, *args, **kwargs):
     """Plan memory for one window's UNet call, not the whole video's (core's context windows do the same)."""
-    options = (kwargs.get("model_options") or {}).get("transformer_options", {}).get(CONTEXT_KEY)
-    if options is not None and len(noise_shape) > 0 and noise_shape[0] > options.context_length:
+    model_options = kwargs.get("model_options") or {}
+    options = model_options.get("transformer_options", {}).get(CONTEXT_KEY)
+    if options is not None and len(noise_shape) > 0 and noise_shape[0] > options.context_length \
+            and motion_wrapper_in(model_options) is not None:
         noise_shape = [options.context_length, *list(noise_shape)[1:]]
     return executor(model, noise_shape, *args, **kwargs)

@@ -21,6 +21,7 @@ NODE_MODULES = {  # module: what it holds, in the words of the node menu
     "svd_nodes": "the AnimateLCM-SVD-xt nodes",
     "control_nodes": "Canny Edges (AnimateLCM)",
     "keyframe_nodes": "the SparseCtrl keyframe nodes",
+    "quality_nodes": "Video Quality (AnimateLCM)",
 }
 # import name -> pip name, where they differ
 PIP_NAMES = {"cv2": "opencv-python", "PIL": "Pillow", "av": "av", "yaml": "pyyaml"}

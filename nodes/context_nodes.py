@@ -2,6 +2,7 @@
 from ..motion.context_windows import CONTEXT_KEY, FUSE_METHODS, SCHEDULES, ContextOptions
 from ..motion.frame_positions import MODES, POSITIONS_KEY
 from ..motion.windowed_conditioning import add_conditioning_windows
+from ..svd.schedule import is_svd_model
 
 
 def _with_transformer_option(model, key, value):
@@ -53,6 +54,11 @@ class ContextWindows:
                    "and the sampler.")
 
     def apply(self, model, context_length, overlap, schedule, closed_loop, fuse, freenoise):
+        if is_svd_model(model):  # its temporal layers are the UNet's own: nothing here would window them
+            raise ValueError("Context Windows (AnimateLCM) window the SD1.5 motion module; this MODEL is "
+                             "AnimateLCM-SVD-xt, whose temporal layers always see every frame, so the windows would "
+                             "change nothing but the noise. Remove this node: AnimateLCM-SVD-xt makes its frames "
+                             "(SVD_img2vid_Conditioning's video_frames, 25 as trained) in one piece.")
         if schedule not in SCHEDULES or fuse not in FUSE_METHODS:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)} and fuse one of {', '.join(FUSE_METHODS)}.")
         if overlap >= context_length and schedule != "batched":

@@ -19,7 +19,9 @@ class LoadMotionModule:
         return {"required": {
             "motion_module_name": (folder_paths.get_filename_list(MOTION_MODULES), {
                 "tooltip": "A motion module from models/animatediff_models: AnimateLCM_sd15_t2v.ckpt for 4-step "
-                           "video, or any SD1.5 AnimateDiff module (v1, v2, v3, diffusers MotionAdapter)."}),
+                           "video, AnimateDiff-Lightning's (animatediff_lightning_4step_comfyui.safetensors and its "
+                           "1/2/8-step and diffusers forms), or any SD1.5 AnimateDiff module (v1, v2, v3, diffusers "
+                           "MotionAdapter)."}),
         }}
 
     RETURN_TYPES = ("MOTION_MODEL",)
@@ -27,11 +29,12 @@ class LoadMotionModule:
     OUTPUT_TOOLTIPS = ("The motion module, ready for 'Apply Motion Module'.",)
     FUNCTION = "load"
     CATEGORY = "AnimateLCM"
-    DESCRIPTION = "Loads an AnimateLCM or AnimateDiff SD1.5 motion module and recognises its kind and frame limit."
+    DESCRIPTION = ("Loads an AnimateLCM, AnimateDiff-Lightning or AnimateDiff SD1.5 motion module and recognises its "
+                   "kind, frame limit and (Lightning) the step count it was distilled for.")
 
     def load(self, motion_module_name):
         module = load_motion_module(full_path(MOTION_MODULES, motion_module_name))
-        log.info("motion module %s: %s, up to %d frames", module.name, module.format.family, module.max_frames)
+        log.info("motion module %s: %s", module.name, module.description())
         return (module,)
 
 

@@ -77,10 +77,11 @@ class PromptSchedule:
         if not late:
             return outputs
         named = ", ".join(f"{k.frame} (line {k.line})" for k in late)
-        warning = (f"{NODE}: keyframe{'s' if len(late) > 1 else ''} {named} after this video's last frame "
-                   f"({start_frame + frames - 1}): the frames before them blend towards them but never reach them. "
-                   "Right for a story rendered in parts (render the next part with start_frame "
-                   f"{start_frame + frames}); otherwise give the video more frames or move the keyframes.")
+        many = len(late) > 1
+        warning = (f"{NODE}: keyframe{'s' if many else ''} {named} after this video's last frame "
+                   f"({start_frame + frames - 1}) {'are' if many else 'is'} never reached: the video ends before "
+                   f"{'them' if many else 'it'}. Right for a story rendered in parts (render the next part with "
+                   f"start_frame {start_frame + frames}); otherwise give the video more frames or move the keyframes.")
         log.warning("%s", warning)
         # the pack's web/warnings.js shows it on screen
         return {"result": outputs, "ui": {"animatelcm_warnings": [warning]}}

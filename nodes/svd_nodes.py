@@ -22,12 +22,15 @@ class LoadAnimateLCMSVD:
 
     RETURN_TYPES = ("MODEL",)
     OUTPUT_TOOLTIPS = ("ComfyUI's Stable Video Diffusion MODEL with AnimateLCM's 4-step weights: condition it with "
-                       "SVD_img2vid_Conditioning and sample with 'AnimateLCM Sampler' (cfg 1).",)
+                       "SVD_img2vid_Conditioning (its augmentation_level noises pixels in [0, 1], so 0.02 is twice the "
+                       "official 0.02's noise; 0.01 gives the official noise) and sample with 'Video Linear CFG "
+                       "Guidance' (min_cfg 1.0) → 'AnimateLCM Sampler' (cfg 1.2), the official app's guidance.",)
     FUNCTION = "load"
     CATEGORY = "AnimateLCM"
-    DESCRIPTION = ("Loads AnimateLCM-SVD-xt, Stable Video Diffusion xt distilled to 4 steps without classifier-free "
-                   "guidance (image to 25 frames of video). The CLIP vision and VAE come from svd_xt.safetensors "
-                   "through Image Only Checkpoint Loader.")
+    DESCRIPTION = ("Loads AnimateLCM-SVD-xt, Stable Video Diffusion xt distilled to 4 steps (image to 25 frames of "
+                   "video). The CLIP vision and VAE come from svd_xt.safetensors through Image Only Checkpoint Loader. "
+                   "Noise augmentation: ComfyUI's SVD_img2vid_Conditioning adds augmentation_level·noise to pixels in "
+                   "[0, 1], the official pipeline to pixels in [-1, 1]: the same number is twice the official noise.")
 
     def load(self, unet_name):
         model = load_animatelcm_svd(full_path(DIFFUSION_MODELS, unet_name))
@@ -48,7 +51,8 @@ class AnimateLCMSVDScheduler:
     FUNCTION = "get_sigmas"
     CATEGORY = "AnimateLCM/sampling"
     DESCRIPTION = ("The official AnimateLCM-SVD-xt sigmas (4 steps: 700, 128.6, 13.68, 0.497, 0) for SamplerCustom. "
-                   "The consistency step is ComfyUI's own 'lcm' sampler (KSamplerSelect → lcm), at cfg 1.")
+                   "The consistency step is ComfyUI's own 'lcm' sampler (KSamplerSelect → lcm); guidance as the "
+                   "official app: Video Linear CFG Guidance (min_cfg 1.0) on the MODEL and cfg 1.2.")
 
     def get_sigmas(self, model, steps):
         if not is_svd_model(model):

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from . import jobs
+from .measure import PeakMemory
 
 log = logging.getLogger("animatelcm.render")
 
@@ -130,8 +131,13 @@ def run(args):
         base = {**jobs.resize(workflow, args.frames, args.size, args.preview),
                 **dict(jobs.parse_set(text) for text in args.overrides)}
         jobs.apply_overrides(workflow, base, runner.catalog)  # a wrong --set stops here, before any job
+        cut = jobs.cut_story(workflow, args.frames, args.preview)
+        if cut:
+            log.warning("%s", cut)
         job_list = jobs.read_jobs(args.jobs) if args.jobs else [jobs.Job("render", {})]
         manifest = jobs.Manifest(jobs.manifest_path(args.manifest, args.jobs), args.workflow)
+        if args.sweep:  # a value a node would refuse stops here, before any cell renders
+            job_list, manifest = sweep_jobs(args, workflow, base, runner.catalog)
     except (jobs.JobError, JobFailed, OSError) as error:  # JobFailed: a --server that does not answer
         print(f"!! {error}", file=sys.stderr)
         return 2
@@ -142,6 +148,8 @@ def run(args):
     try:
         failed = runner.run_jobs(workflow, base, todo, manifest, args) if hasattr(runner, "run_jobs") else \
             run_serial(runner, workflow, base, todo, manifest, args)
+        if args.report or args.sweep:
+            measure_videos(args, workflow, base, job_list, manifest, runner.catalog)
     except KeyboardInterrupt as stop:
         return _stopped(stop, runner, manifest, job_list)
     if manifest.path:
@@ -190,7 +198,9 @@ def run_serial(runner, workflow, base, todo, manifest, args):
             started = time.perf_counter()
             try:
                 prompt = prepare(workflow, base, job, runner.catalog)
-                rendered = runner.render(prompt, args.stand_ins, args.size, progress.step, progress.node)
+                with PeakMemory() as peak:
+                    rendered = runner.render(prompt, args.stand_ins, jobs.stand_in_size(args.size, args.preview),
+                                             progress.step, progress.node)
             except (jobs.JobError, JobFailed, StandInError) as error:
                 progress.finish()
                 record(manifest, job, "failed", error=str(error), seconds=time.perf_counter() - started)
@@ -198,7 +208,7 @@ def run_serial(runner, workflow, base, todo, manifest, args):
                 continue
             progress.finish()
             entry = record(manifest, job, "done", rendered.outputs, _seed(prompt), time.perf_counter() - started,
-                           rendered.graph_seconds)
+                           rendered.graph_seconds, **(peak.fields if runner.kind != "server" else {}))
             for path in entry["outputs"]:
                 log.info("job %s wrote %s", job.key, path)
     finally:
@@ -209,3 +219,24 @@ def run_serial(runner, workflow, base, todo, manifest, args):
 def _seed(prompt):
     found = jobs.seeds(prompt)
     return next(iter(found.values())) if len(set(found.values())) == 1 else (found or None)
+
+
+def sweep_jobs(args, workflow, base, catalog):
+    """(the cells as jobs, the sweep's manifest), every value checked against its node first."""
+    from . import sweep
+    axes = sweep.parse(args.sweep)
+    sweep.check_cells(workflow, base, axes, catalog)
+    cells = sweep.sweep_jobs(axes)
+    log.info("sweep: %d cells (%s)", len(cells), " x ".join(f"{len(a.values)} {a.key}" for a in axes))
+    return cells, jobs.Manifest(sweep.manifest_path(args), args.workflow)
+
+
+def measure_videos(args, workflow, base, job_list, manifest, catalog):
+    """--report: the quality report of each done job's videos; --sweep: those and the sheet and table."""
+    from . import reports
+    reports.write_reports(manifest, job_list, lambda job: prepare(workflow, base, job, catalog))
+    if args.sweep:
+        from . import sweep, sweep_sheet
+        axes = sweep.parse(args.sweep)
+        title = f"{Path(args.workflow).name}: " + " x ".join(axis.key for axis in axes)
+        sweep_sheet.write_sheet_and_table(title, axes, job_list, manifest)

@@ -53,8 +53,8 @@ def validation_message(error, node_errors):
 
 
 SELF_CHECK_HINT = ("the error was raised inside ComfyUI's own code (comfy/): if ComfyUI was updated since the pack "
-                   "last worked, `python pipeline/render.py --self-check` tells in a minute whether the pack still "
-                   "makes the same video in it")
+                   "last worked, `bash pipeline/render.sh --self-check` (or `python pipeline/render.py --self-check` "
+                   "with that ComfyUI's Python) tells in a minute whether the pack still makes the same video in it")
 
 
 def raised_in_comfyui(traceback_lines):

@@ -186,6 +186,29 @@ def resize(workflow, frames=None, size=None, preview=False):
     return overrides
 
 
+def stand_in_size(size=None, preview=False):
+    """The side of stand-in videos and pictures: the latents' size (--size, or --preview's), else None (512)."""
+    return size or (PREVIEW[1] if preview else None)
+
+
+def cut_story(workflow, frames=None, preview=False):
+    """What to tell a user whose --preview or --frames renders fewer frames than the workflow has when a Prompt
+    Schedule tells a story over them (its keyframes past the last frame are never reached); else None. The
+    frames are not stretched to fit: keyframes are the user's frame numbers, and a quick look stays quick."""
+    option = f"--frames {frames}" if frames is not None else "--preview"
+    if preview and frames is None:
+        frames = PREVIEW[0]
+    if frames is None or not any(n["class_type"] == "ALCM_PromptSchedule" for n in workflow.prompt.values()):
+        return None
+    own = [n["inputs"].get(RESIZED[n["class_type"]][0]) for n in workflow.prompt.values() if n["class_type"] in RESIZED]
+    own = max((count for count in own if isinstance(count, int) and not isinstance(count, bool)), default=None)
+    if own is None or frames >= own:
+        return None
+    return (f"{option} renders {frames} of the workflow's {own} frames: keyframes of its Prompt Schedule after "
+            f"frame {frames - 1} are never reached (the node's warning names them), so the video shows the start of "
+            f"the story only. Add --frames {own} to render all of it")
+
+
 def check_resize(types, frames=None, size=None, preview=False):
     """Refuse --frames and --size that a resized node of the workflow (its `types`) would not take; they
     are judged before ComfyUI starts, so the ranges are RESIZED's (a test holds them to the nodes')."""
@@ -282,9 +305,11 @@ class Manifest:
         entry = self.data["jobs"].get(job.key)
         return bool(entry) and entry.get("status") == "done" and entry.get("overrides") == job.overrides
 
-    def record(self, job, status, outputs=(), seed=None, seconds=None, graph_seconds=None, error=None, worker=None):
-        """`seconds`: the job's time in the renderer, from its start to now; `graph_seconds`: the executor's.
-        Raises ManifestNotWritten (the entry is kept here, and written with the next one that succeeds)."""
+    def record(self, job, status, outputs=(), seed=None, seconds=None, graph_seconds=None, error=None, worker=None,
+               **measured):
+        """`seconds`: the job's time in the renderer, from its start to now; `graph_seconds`: the executor's;
+        `measured`: more numbers of the job (peak memory). Raises ManifestNotWritten (the entry is kept here,
+        and written with the next one that succeeds)."""
         now = time.time()
         entry = {"status": status, "overrides": job.overrides, "outputs": [str(p) for p in outputs], "seed": seed,
                  "seconds": None if seconds is None else round(seconds, 3),
@@ -293,6 +318,7 @@ class Manifest:
                  "finished_at": round(now, 3)}
         if worker is not None:
             entry["worker"] = worker
+        entry.update(measured)
         self.data["jobs"][job.key] = entry
         if self.path:
             try:
@@ -306,6 +332,17 @@ class Manifest:
                        "it has no outputs")) from failure
             self.unwritten.clear()  # the file holds every entry now
         return entry
+
+    def annotate(self, job, **fields):
+        """Add `fields` to a recorded job's entry (its quality report) and write the manifest; raises
+        ManifestNotWritten (they are kept here, and written with the next write that succeeds)."""
+        self.data["jobs"][job.key].update(fields)
+        if self.path:
+            try:
+                self._write()
+            except OSError as failure:
+                raise ManifestNotWritten(f"the manifest {self.path} could not be written ({failure}): job {job.key}'s "
+                                         f"{', '.join(fields)} is not in it") from failure
 
     def _write(self):
         partial = self.path.with_name(self.path.name + ".partial")

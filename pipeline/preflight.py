@@ -9,7 +9,7 @@ import difflib
 import tempfile
 from pathlib import Path
 
-from . import jobs
+from . import jobs, sweep
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 
@@ -25,9 +25,10 @@ def check(args):
     jobs.check_resize(jobs.node_types(data), args.frames, args.size, args.preview)
     if args.jobs:
         jobs.read_jobs(args.jobs)
+    sweep.check(args)
     if args.input_dir and args.input_dir.exists() and not args.input_dir.is_dir():
         raise jobs.JobError(f"--input-dir {args.input_dir} is a file: give the folder the input files are in")
-    manifest = jobs.manifest_path(args.manifest, args.jobs)
+    manifest = sweep.manifest_path(args) if args.sweep else jobs.manifest_path(args.manifest, args.jobs)
     if manifest:
         if manifest.is_dir():
             raise jobs.JobError(f"the manifest {manifest} is a folder: give --manifest a file name (e.g. "
@@ -44,11 +45,39 @@ def existing_workflow(path):
     if path.is_file():
         return path
     shipped = sorted(p.name for p in WORKFLOWS.glob("*.json"))
-    guess = difflib.get_close_matches(path.name, shipped, n=1, cutoff=0.6)
+    guess = likeliest(path.name, shipped)
     raise jobs.JobError(
         f"no workflow file {path}{' (that is a folder)' if path.is_dir() else ''}: the shipped workflows, in "
         f"{_shown(WORKFLOWS)}/, are {', '.join(shipped)}"
-        + (f" (did you mean {_shown(WORKFLOWS / guess[0])}?)" if guess else ""))
+        + (f" (did you mean {_shown(WORKFLOWS / guess)}?)" if guess else ""))
+
+
+def likeliest(name, names):
+    """The one of `names` that `name` most likely misspells, or None. Stems are compared by difflib's ratio
+    (the share of letters in matching runs); among the names within 0.05 of the best, the fewest typos win,
+    two swapped letters counting as one: animatelcm_tv2 is as close to animatelcm_v2v as to animatelcm_t2v by
+    ratio, but one swap from the second and two edits from the first."""
+    stem = (Path(name).stem if Path(name).suffix.lower() == ".json" else name).casefold()
+    ratios = {other: difflib.SequenceMatcher(None, stem, Path(other).stem.casefold()).ratio() for other in names}
+    best = max(ratios.values(), default=0.0)
+    if best < 0.6:
+        return None
+    close = [other for other, ratio in ratios.items() if ratio >= best - 0.05]
+    return min(close, key=lambda other: (typos(stem, Path(other).stem.casefold()), -ratios[other]))
+
+
+def typos(a, b):
+    """Edits from `a` to `b`: letters added, removed, changed, or two neighbours swapped (the optimal string
+    alignment distance)."""
+    previous2, previous = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], previous2[j - 2] + 1)
+        previous2, previous = previous, row
+    return previous[len(b)]
 
 
 def writable_folder(path, what, option):

@@ -5,7 +5,8 @@ SD1.5 checkpoint: every key and shape of a real `v1-5-pruned-emaonly.safetensors
 encoder, so ComfyUI's CheckpointLoaderSimple detects it as SD1.5 and loads it with nothing
 missing. Weights are scaled by 1/sqrt(fan_in) so activations stay finite through the network.
 AnimateLCM t2v motion module: the released file's layout (REFERENCE.md §3: 8 down, 12 up, 1 mid
-temporal layer, no pos_encoder keys). SD1.5 LoRA: the kohya layout civitai style LoRAs use.
+temporal layer, no pos_encoder keys). AnimateDiff-Lightning motion modules: both published layouts, to
+the byte. SD1.5 LoRA: the kohya layout civitai style LoRAs use.
 """
 import math
 from pathlib import Path
@@ -331,3 +332,49 @@ def kohya_lora(rank=4, alpha=None, text_encoder=True, seed=0, dtype=torch.float1
         if alpha is not None:
             sd[f"{name}.alpha"] = torch.tensor(float(alpha), dtype=dtype)
     return sd
+
+
+# --- AnimateDiff-Lightning motion modules --------------------------------------------------------
+
+def lightning_motion_module(form="comfyui", seed=0, dtype=torch.float16, channels=UNET_CHANNELS):
+    """An AnimateDiff-Lightning file's state dict in the layout of `animatediff_lightning_{N}step_{form}.safetensors`
+    (ByteDance publishes every step count in both layouts). comfyui: AnimateDiff v2's original naming, a
+    mid-block layer and two 32-frame sinusoid position tables per layer; saved without metadata it is the
+    published 908,929,664 bytes. diffusers: the same in diffusers' MotionAdapter naming (907,702,248 bytes)."""
+    generator = torch.Generator().manual_seed(seed)
+    positions = {f"down_blocks.{i}.motion_modules.{j}": channels[i] for i in range(4) for j in range(2)}
+    positions.update({f"up_blocks.{i}.motion_modules.{j}": channels[3 - i] for i in range(4) for j in range(3)})
+    positions["mid_block.motion_modules.0"] = channels[3]
+    sd = {}
+    for position, c in positions.items():
+        layer = motion_layer(c, generator)
+        for a in range(2):
+            layer[f"temporal_transformer.transformer_blocks.0.attention_blocks.{a}.pos_encoder.pe"] = position_table(32, c)
+        sd.update({f"{position}.{k}": v.to(dtype) for k, v in layer.items()})
+    return diffusers_naming(sd) if form == "diffusers" else sd
+
+
+def position_table(frames, c):
+    """AnimateDiff's stored `pos_encoder.pe` [1, frames, c]: sin on even, cos on odd channels."""
+    position = torch.arange(frames, dtype=torch.float32).unsqueeze(1)
+    div = torch.exp(torch.arange(0, c, 2, dtype=torch.float32) * (-math.log(10000.0) / c))
+    pe = torch.zeros(1, frames, c)
+    pe[0, :, 0::2], pe[0, :, 1::2] = torch.sin(position * div), torch.cos(position * div)
+    return pe
+
+
+def diffusers_naming(sd):
+    """An original-naming motion module as a saved diffusers MotionAdapter holds it (diffusers'
+    convert_animatediff_motion_module_to_diffusers.py, then save_pretrained): the converter drops the two
+    `pos_encoder.pe` of each layer, and the adapter saves its own sinusoid buffer, one per transformer block,
+    `transformer_blocks.0.pos_embed.pe` (diffusers' BasicTransformerBlock adds it before attn1 and attn2 alike)."""
+    out = {}
+    for k, v in sd.items():
+        if ".pos_encoder." in k:
+            if ".attention_blocks.0." in k:
+                out[k.replace(".temporal_transformer", "").replace(".attention_blocks.0.pos_encoder", ".pos_embed")] = v
+            continue
+        out[(k.replace(".norms.0", ".norm1").replace(".norms.1", ".norm2").replace(".ff_norm", ".norm3")
+             .replace(".attention_blocks.0", ".attn1").replace(".attention_blocks.1", ".attn2")
+             .replace(".temporal_transformer", ""))] = v
+    return out

@@ -30,6 +30,7 @@ class ComfyUIWorker:
         self.output_dir = Path(tempfile.mkdtemp(prefix="animatelcm-ray-worker-"))
         pack = start_comfyui(comfyui, cpu, self.output_dir, input_dir)
         self.in_process = pipeline_module(pack, "in_process")
+        self.measure = pipeline_module(pack, "measure")
         self.runner = self.in_process.InProcessRunner()
 
     def catalog(self):
@@ -43,14 +44,16 @@ class ComfyUIWorker:
         import socket
         worker = f"{socket.gethostname()}:{os.getpid()}"
         try:
-            rendered = self.runner.render(prompt, stand_ins, size)
+            with self.measure.PeakMemory() as peak:
+                rendered = self.runner.render(prompt, stand_ins, size)
         except (self.in_process.JobFailed, ValueError) as error:  # stand-in and job errors are ValueErrors
             return {"status": "failed", "error": str(error), "worker": worker}
         outputs = []
         for path in rendered.outputs:
             outputs.append((str(Path(path).relative_to(self.output_dir)), Path(path).read_bytes()))
             Path(path).unlink()  # the driver keeps the copy
-        return {"status": "done", "outputs": outputs, "graph_seconds": rendered.graph_seconds, "worker": worker}
+        return {"status": "done", "outputs": outputs, "graph_seconds": rendered.graph_seconds, "worker": worker,
+                "measured": peak.fields}
 
 
 class RayRunner:
@@ -105,7 +108,7 @@ class RayRunner:
                 while queue and idle:
                     job, prompt, attempts = queue.popleft()
                     actor = idle.pop()
-                    running[actor.render.remote(prompt, args.stand_ins, args.size)] = (job, prompt, attempts + 1,
+                    running[actor.render.remote(prompt, args.stand_ins, jobs.stand_in_size(args.size, args.preview))] = (job, prompt, attempts + 1,
                                                                                        time.perf_counter(), actor)
                 [done], _ = ray.wait(list(running), num_returns=1)
                 job, prompt, attempts, started, actor = running.pop(done)
@@ -134,7 +137,7 @@ class RayRunner:
                                   "error": f"its outputs could not be written into {self.output_dir} ({error})"}
                 if result["status"] == "done":
                     record(manifest, job, "done", outputs, _seed(prompt), seconds, result["graph_seconds"],
-                           worker=result["worker"])
+                           worker=result["worker"], **result.get("measured", {}))
                     for path in outputs:
                         log.info("job %s wrote %s", job.key, path)
                 else:

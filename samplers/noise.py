@@ -43,11 +43,13 @@ def freenoise_map_of(model_options, frames, seed):
     return freenoise_frame_map(frames, context.context_length, context.overlap, seed)
 
 
-def initial_noise(model_options, latent_image, seed, batch_index=None):
-    """ComfyUI's seeded initial noise for the latent, FreeNoise-mapped when the MODEL's context options ask for it."""
+def initial_noise(model_options, latent_image, seed, batch_index=None, windowed=True):
+    """ComfyUI's seeded initial noise for the latent, FreeNoise-mapped when the MODEL's context options ask for it
+    and its UNet calls are `windowed` (a MODEL without motion layers ignores context options: FreeNoise would
+    only give later frames copies of earlier frames' noise)."""
     import comfy.sample
     noise = comfy.sample.prepare_noise(latent_image, seed, batch_index)
-    frame_map = freenoise_map_of(model_options, noise.shape[0], seed)
+    frame_map = freenoise_map_of(model_options, noise.shape[0], seed) if windowed else None
     return noise if frame_map is None else noise[torch.tensor(frame_map)]
 
 

@@ -72,8 +72,12 @@ def patch_model(model, sampling):
     return patched
 
 
+def model_sampling_of(model):
+    """The model sampling patched onto this MODEL (how this pack's are set: patch_model), or None. The shared
+    model's own attribute is not read: a ComfyUI of 2024 leaves another clone's patches on it after a run."""
+    return model.object_patches.get("model_sampling")
+
+
 def animatelcm_sampling_of(model):
-    sampling = model.get_model_object("model_sampling") if hasattr(model, "get_model_object") else None
-    if sampling is None:
-        sampling = model.object_patches.get("model_sampling", model.model.model_sampling)
+    sampling = model_sampling_of(model)
     return sampling if isinstance(sampling, AnimateLCMSampling) else None

@@ -5,15 +5,19 @@ import comfy.utils
 import latent_preview
 
 from ..control.hints import check_hint_frames, controls_of_conditioning
-from ..motion.image_injection import carries_image, features_once_per_run
+from ..motion.context_windows import CONTEXT_KEY
+from ..motion.image_injection import carries_image, features_once_per_run, is_animated
 from ..svd.schedule import is_svd_model, svd_sigmas
 from .freeinit import sample_with_freeinit
 from .lcm_sampler import sample_animatelcm
+from .lightning import LIGHTNING_MODE, LightningSampling
+from .lightning_check import lightning_module_on
 from .noise import initial_noise
 from .schedule import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, AnimateLCMSampling, patch_model
 
-# "auto" reads the MODEL: AnimateLCM-I2V's schedule when it carries a start image, else text-to-video's.
-MODES = {"auto": None, "text-to-video": TEXT_TO_VIDEO, "image-to-video schedule": IMAGE_TO_VIDEO}
+# "auto" reads the MODEL: AnimateDiff-Lightning's recipe for a Lightning module, AnimateLCM-I2V's schedule
+# when it carries a start image, else text-to-video's.
+MODES = {"auto": None, "text-to-video": TEXT_TO_VIDEO, "image-to-video schedule": IMAGE_TO_VIDEO, LIGHTNING_MODE: None}
 
 
 def animatelcm_sampler():
@@ -21,17 +25,16 @@ def animatelcm_sampler():
 
 
 def sampling_for(model, mode="auto"):
-    """The AnimateLCMSampling that `mode` asks for on this MODEL."""
-    settings = MODES[mode] or (IMAGE_TO_VIDEO if carries_image(model) else TEXT_TO_VIDEO)
-    return AnimateLCMSampling(**settings)
+    """The model sampling (AnimateLCMSampling or LightningSampling) that `mode` asks for on this MODEL."""
+    if mode == "auto":
+        mode = (LIGHTNING_MODE if lightning_module_on(model) else
+                "image-to-video schedule" if carries_image(model) else "text-to-video")
+    return LightningSampling() if mode == LIGHTNING_MODE else AnimateLCMSampling(**MODES[mode])
 
 
-def svd_sigmas_for(steps, denoise=1.0):
-    """The official AnimateLCM-SVD-xt sigmas; below denoise 1, the last `steps` of a longer schedule (as
-    ComfyUI's own schedulers do), so sampling starts from a partly noised input."""
-    if denoise >= 1.0:
-        return svd_sigmas(steps)
-    return svd_sigmas(min(40, max(steps, int(steps / denoise))))[-(steps + 1):]
+def sampler_for(sampling):
+    """The sampler of `sampling`'s recipe: Euler for AnimateDiff-Lightning, the consistency sampler for AnimateLCM."""
+    return comfy.samplers.sampler_object("euler") if isinstance(sampling, LightningSampling) else animatelcm_sampler()
 
 
 def require_frames_of(latent_frames, **conditionings):
@@ -51,23 +54,29 @@ def require_frames_of(latent_frames, **conditionings):
 
 
 def sample_video(model, positive, negative, latent, seed, steps, cfg, denoise=1.0, mode="auto", freeinit=None):
-    """LATENT in, LATENT out: the official schedule for `steps`, the consistency sampler, ComfyUI's CFG;
+    """LATENT in, LATENT out: the official schedule for `steps` and its sampler (AnimateLCM's consistency
+    sampler, or AnimateDiff-Lightning's Euler), ComfyUI's CFG;
     with `freeinit` (a samplers.freeinit.FreeInit), that many passes with FreeInit's noise between them."""
     require_frames_of(latent["samples"].shape[0], positive=positive, negative=negative)
     if is_svd_model(model):  # AnimateLCM-SVD-xt: ComfyUI's own SVD sampling, the official sigmas, its lcm step
         if freeinit:
             raise ValueError("AnimateLCM Sampler: FreeInit is for the SD1.5 motion module; remove 'FreeInit Options' "
                              "from an AnimateLCM-SVD-xt graph.")
-        sampler, sigmas = comfy.samplers.sampler_object("lcm"), svd_sigmas_for(steps, denoise)
+        if CONTEXT_KEY in model.model_options.get("transformer_options", {}):
+            raise ValueError("AnimateLCM Sampler: this AnimateLCM-SVD-xt MODEL carries Context Windows, which window "
+                             "the SD1.5 motion module only: SVD's temporal layers would still see every frame. Remove "
+                             "'Context Windows (AnimateLCM)' from the graph.")
+        sampler, sigmas = comfy.samplers.sampler_object("lcm"), svd_sigmas(steps, denoise)
     else:
         sampling = sampling_for(model, mode)
         model = patch_model(model, sampling)
-        sampler, sigmas = animatelcm_sampler(), sampling.sigmas_for(steps, denoise)
+        sampler, sigmas = sampler_for(sampling), sampling.sigmas_for(steps, denoise)
     latent_image = latent["samples"]
     if hasattr(comfy.sample, "fix_empty_latent_channels"):
         latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
-    def noise_for_seed(seed):  # FreeNoise's frame map too, under Context Windows
-        return initial_noise(model.model_options, latent_image, seed, latent.get("batch_index"))
+    def noise_for_seed(seed):  # FreeNoise's frame map too, when Context Windows window the motion module
+        return initial_noise(model.model_options, latent_image, seed, latent.get("batch_index"),
+                             windowed=is_animated(model))
     noise = noise_for_seed(seed)
     passes = freeinit.iterations if freeinit else 1
     progress = latent_preview.prepare_callback(model, steps * passes)  # progress bar (and Cancel), latent previews

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ..pipeline.random_weights import image_encoder_weights, motion_layer, random_tensor, unet_shapes
+from ..pipeline.random_weights import diffusers_naming, image_encoder_weights, motion_layer, random_tensor, unet_shapes
 
 TINY_CHANNELS = (32, 64, 128, 128)
 SD15_CHANNELS = (320, 640, 1280, 1280)
@@ -132,13 +132,8 @@ def motion_state_dict(family, channels=SD15_CHANNELS, seed=0, dtype=torch.float3
 
 
 def to_diffusers(sd):
-    """The diffusers MotionAdapter naming of an original-naming state dict (as diffusers' converter writes it)."""
-    out = {}
-    for k, v in sd.items():
-        out[(k.replace(".norms.0", ".norm1").replace(".norms.1", ".norm2").replace(".ff_norm", ".norm3")
-             .replace(".attention_blocks.0", ".attn1").replace(".attention_blocks.1", ".attn2")
-             .replace(".pos_encoder", ".pos_embed").replace(".temporal_transformer", ""))] = v
-    return out
+    """The diffusers MotionAdapter naming of an original-naming state dict, as a saved MotionAdapter has it."""
+    return diffusers_naming(sd)
 
 
 LORA_PROJECTIONS = {"to_q": "to_q", "to_k": "to_k", "to_v": "to_v", "to_out": "to_out.0"}  # LoRA name: module name

@@ -74,6 +74,40 @@ def official_loop(latent, noise, step_noise, timesteps, cfg, eps_of, beta_end=0.
     return x
 
 
+# --- AnimateDiff-Lightning (its model card: diffusers EulerDiscreteScheduler, "trailing", "linear") -------
+
+def lightning_timesteps(steps, strength=1.0):
+    """EulerDiscreteScheduler.set_timesteps with timestep_spacing="trailing", written out with numpy, and
+    AnimateDiffVideoToVideoPipeline.get_timesteps for `strength`."""
+    timesteps = (np.arange(1000, 0, -1000 / steps).round() - 1).astype(np.int64)
+    kept = min(int(steps * strength), steps)
+    return timesteps[steps - kept:].tolist()
+
+
+def lightning_sigmas(steps, strength=1.0):
+    """σ_t = √((1-ᾱ_t)/ᾱ_t) on betas linspace(0.00085, 0.012) (beta_schedule="linear"), then 0."""
+    ac = alphas_cumprod(0.012)
+    return [math.sqrt((1 - ac[t]) / ac[t]) for t in lightning_timesteps(steps, strength)] + [0.0]
+
+
+def lightning_loop(latent, noise, steps, cfg, eps_of, strength=1.0):
+    """The model card's pipeline in float64 (diffusers' EulerDiscreteScheduler, defaults, ε-prediction):
+    x = σ_0·z (init_noise_sigma = σ_max for "trailing"; below strength 1 add_noise: latent + σ_0·z), then each
+    step ε at t of x/√(σ²+1), x0 = x − σ·ε, x += (x − x0)/σ · (σ_next − σ). latent and noise: model space."""
+    timesteps, sigmas = lightning_timesteps(steps, strength), lightning_sigmas(steps, strength)
+    x = sigmas[0] * noise + (latent if strength < 1.0 else 0)
+    for i, t in enumerate(timesteps):
+        tt = torch.tensor(float(t), dtype=torch.float64)
+        model_input = x / math.sqrt(sigmas[i] ** 2 + 1)                       # scale_model_input
+        eps = eps_of(model_input, tt, True, i)
+        if cfg > 1:
+            uncond = eps_of(model_input, tt, False, i)
+            eps = uncond + cfg * (eps - uncond)
+        x0 = x - sigmas[i] * eps                                              # 1. predicted original sample
+        x = x + (x - x0) / sigmas[i] * (sigmas[i + 1] - sigmas[i])            # 2-3. ODE derivative, Euler step
+    return x
+
+
 def seeded_noise(shape, seed, steps):
     """(initial noise, [step noise]) as the pack draws them: the initial noise from torch.manual_seed(seed)
     (comfy.sample.prepare_noise), each step's fresh noise from a generator seeded seed + 1 (docs/maths.md)."""

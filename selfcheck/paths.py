@@ -154,6 +154,25 @@ def context_windows(graphs):
                   _diff(out * oracles.SD15_LATENT_SCALE, expected), _scaled(LOOP_TOLERANCE, expected))]
 
 
+def lightning(graphs):
+    """AnimateDiff-Lightning: a module named as the 4-step file, sampled by the AnimateLCM Sampler in mode auto,
+    4 steps at cfg 1, against the model card's pipeline (Euler, "trailing" timesteps, AnimateDiff's linear betas)."""
+    frames, steps = 3, 4
+    model, _ = models.analytic_model(device=_device())
+    path = graphs.model_file("animatediff_models", f"animatelcm_selfcheck_{uuid.uuid4().hex[:8]}_"
+                                                   "animatediff_lightning_4step_comfyui.safetensors")
+    from safetensors.torch import save_file
+    save_file(models.motion_state_dict("v2", models.TINY_CHANNELS), str(path))
+    extra = {"5": _node("ALCM_LoadMotionModule", motion_module_name=path.name),
+             "6": _node("ALCM_ApplyMotionModule", model=["1", 0], motion_module=["5", 0], strength=1.0)}
+    out = _sampling_run(graphs, model, None, SEED, steps, 1.0, 1.0, frames, extra, model_link=("6", 0))
+    _unload()
+    noise, _ = oracles.seeded_noise(out.shape, SEED, 0)
+    expected = oracles.lightning_loop(None, noise, steps, 1.0, _analytic_eps())
+    return [Check("AnimateDiff-Lightning (its 4-step file's recipe: Euler, trailing timesteps)",
+                  _diff(out * oracles.SD15_LATENT_SCALE, expected), _scaled(LOOP_TOLERANCE, expected))]
+
+
 # --- motion modules ----------------------------------------------------------------------------------
 
 MOTION_FORMATS = (  # (what the line says, family, file suffix, in diffusers' naming)
@@ -381,5 +400,6 @@ def video_file(graphs):
                   PIXEL_TOLERANCE)]
 
 
-PATHS = (schedule, t2v, v2v, motion_modules, motion_lora, spatial_lora, context_windows, image_to_video, keyframes,
+PATHS = (schedule, t2v, v2v, lightning, motion_modules, motion_lora, spatial_lora, context_windows, image_to_video,
+         keyframes,
          video_file)

@@ -81,10 +81,13 @@ def main(out=sys.stdout):
     """The self-check's command: the lines, a summary, 0 when every path agrees with its reference."""
     import comfy.model_management
     import folder_paths
+    import torch
     started = time.perf_counter()
     version = comfyui_version()
+    threads = torch.get_num_threads()
     print(f"AnimateLCM self-check in {version} at {Path(folder_paths.__file__).resolve().parent}, on "
-          f"{comfy.model_management.get_torch_device()}", file=out, flush=True)
+          f"{comfy.model_management.get_torch_device()} ({threads} CPU thread{'s' if threads > 1 else ''})",
+          file=out, flush=True)
     checks = run_paths(out=out, version=version)
     failed = [c for c in checks if not c.ok]
     seconds = time.perf_counter() - started

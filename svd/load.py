@@ -33,7 +33,7 @@ def load_animatelcm_svd(path):
     unet = comfy_layout(read_state_dict(path), name)
     try:
         patcher = _comfy_unet_loader(placeholders(unet))
-    except (IndexError, KeyError, RuntimeError, AssertionError) as error:  # detection half-matched a cut-short file
+    except (IndexError, KeyError, RuntimeError, AssertionError, ZeroDivisionError) as error:  # detection half-matched
         raise SVDModelFileError(f"'{name}' does not fit Stable Video Diffusion's UNet: ComfyUI could not build a "
                                 f"model from its {len(unet)} tensors ({type(error).__name__}: {error}). It is cut "
                                 f"short or a different model. {PICK}") from error
@@ -47,6 +47,10 @@ def load_animatelcm_svd(path):
 def comfy_layout(state_dict, name):
     """The UNet's tensors under ComfyUI's names, or a refusal that says what the file is."""
     keys = list(state_dict)
+    empty = [f"'{k}' {tuple(state_dict[k].shape)}" for k in keys if 0 in state_dict[k].shape]
+    if empty:  # ComfyUI reads layer widths from these shapes, and divides by some of them
+        raise SVDModelFileError(f"'{name}' declares layers with no channels (a 0 in their shapes): "
+                                f"{', '.join(empty[:4])}. The file is damaged or was written wrong. {PICK}")
     if any(k.startswith(("conditioner.", "first_stage_model.")) for k in keys):
         video = any(".time_stack." in k for k in keys)
         raise SVDModelFileError(

@@ -20,10 +20,11 @@ streamed Save Video), the sampler node's seconds (from the server's own messages
                                  AnimateLCM schedule as bench_vs_ade.py sets it; core KSampler lcm) with
                                  Advanced-ControlNet's loader and apply on the same edges (--ade and --acn)
     ADE + core ControlNet        what AnimateDiff-Evolved does with core's Apply ControlNet under its windows
-                                 (run once, at the smallest frame count: its message is printed)
+                                 (run once, at the smallest frame count past one window: its message is printed)
 
 ADE and ACN are never part of this repository: clone them into a scratch folder (bench_vs_ade.py says how; ACN is
-github.com/Kosinkadink/ComfyUI-Advanced-ControlNet) and pass --ade / --acn (or ALCM_ADE_PATH / ALCM_ACN_PATH).
+github.com/Kosinkadink/ComfyUI-Advanced-ControlNet: 1.5.8, a0563a3; its V3-node commits after it do not load in
+ComfyUI 0.3.75) and pass --ade / --acn (or ALCM_ADE_PATH / ALCM_ACN_PATH).
 """
 import argparse
 import importlib
@@ -153,7 +154,9 @@ def main():
           f"glibc's default heap; {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     results = {}
     for kind in kinds:
-        for frames in frame_counts if kind != "ADE + core ControlNet" else frame_counts[:1]:
+        # ADE takes core's ControlNet as long as it needs no window: its answer shows past one window's frames
+        longer = [f for f in frame_counts if f > 16] or frame_counts[-1:]
+        for frames in frame_counts if kind != "ADE + core ControlNet" else longer[:1]:
             peak, seconds, error = run_fresh(host.comfyui_path, kind, frames, args.size, ade, acn)
             results[(kind, frames)] = (peak, seconds, error)
             print(f"  {kind}, {frames} frames: peak {peak / 2**20:.0f} MiB, "
@@ -163,11 +166,12 @@ def main():
           f"÷ its {frame_counts[0]}-frame time a frame |")
     print("|---|---|---|---|---|---|---|")
     for (kind, frames), (peak, seconds, error) in results.items():
-        first_peak, first_seconds, _ = results[(kind, frame_counts[0])]
+        first_frames = min(f for k, f in results if k == kind)
+        first_peak, first_seconds, _ = results[(kind, first_frames)]
         if error is not None:
             print(f"| {kind} | {frames} | {peak / 2**20:.0f} MiB | | refused: {error[:200]} | | |")
             continue
-        per_frame, first_per_frame = seconds / frames, first_seconds / frame_counts[0]
+        per_frame, first_per_frame = seconds / frames, first_seconds / first_frames
         print(f"| {kind} | {frames} | {peak / 2**20:.0f} MiB | {peak / first_peak:.2f}x | {seconds:.1f} s | "
               f"{per_frame:.2f} s | {per_frame / first_per_frame:.2f}x |")
 

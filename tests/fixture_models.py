@@ -28,6 +28,16 @@ E2E_SIZE = 32
 E2E_STEPS = 2
 
 
+def rendered_side(workflow, size):
+    """The side of the video a shipped workflow (UI format) renders when its latents are `size` px: each Upscale
+    Latent By on the way (a hi-res second pass) scales the latent's side, rounded as ComfyUI rounds it."""
+    side = size // 8
+    for node in workflow["nodes"]:
+        if node["type"] == "LatentUpscaleBy":
+            side = round(side * node["widgets_values"][1])
+    return side * 8
+
+
 def core_t2i_prompt(checkpoint, seed, frames=4, size=E2E_SIZE, cfg=1.5):
     return {
         "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},

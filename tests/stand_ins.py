@@ -41,7 +41,8 @@ def narrow_sd15_checkpoint(host, name="sd15_narrow.safetensors"):
 
 
 def motion_module(host, name):
-    """A full-size random AnimateLCM t2v motion module (900 MB fp16; a pickle for a .ckpt name) as `name`."""
+    """A full-size random motion module as `name`: AnimateLCM t2v's (900 MB fp16; a pickle for a .ckpt name), or
+    AnimateDiff-Lightning's published layout for a name with "lightning" in it."""
     return _linked(host, "animatediff_models", name)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import comfy_server
+from fixture_models import rendered_side
 
 pytestmark = pytest.mark.browser
 
@@ -259,7 +260,8 @@ def test_workflow_opens_converts_runs_and_previews(page, server, workflow_api, p
     page.set_widgets({**SMALL, **SMALL_FOR.get(path.name, {})})
     queued = page.frontend_prompt()
     output = page.queue_and_wait(_save_node(workflow))
-    assert page.preview_sizes(_save_node(workflow)) == [[SIZE, SIZE]]
+    side = rendered_side(workflow, SIZE)  # a hi-res second pass upscales
+    assert page.preview_sizes(_save_node(workflow)) == [[side, side]]
     page.screenshot(f"{path.stem}-preview")
     saved = _saved_file(server, output)
     assert saved.is_file()

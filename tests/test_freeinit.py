@@ -224,6 +224,12 @@ def test_fresh_noise_of_later_passes_follows_freenoises_frame_map(pack, analytic
     model, unet = analytic_model
     cw = pack.motion.context_windows
     model = model.clone()
+    # FreeNoise maps only an animated MODEL's noise: give the stand-in a motion layer where Apply Motion Module puts one
+    block = torch.nn.Module()
+    block.add_module(pack.motion.injection.MOTION_CHILD, torch.nn.Identity())
+    unet.input_blocks = torch.nn.ModuleList([torch.nn.Identity(), torch.nn.Identity()])
+    model.add_object_patch("diffusion_model.input_blocks.1", block)
+    assert pack.motion.image_injection.is_animated(model)
     model.model_options["transformer_options"] = {cw.CONTEXT_KEY: cw.ContextOptions(8, 2, freenoise=True)}
     only_fresh = pack.samplers.freeinit.FreeInit(2, spatial_stop=0.0)  # pass 2 starts from its fresh noise alone
     with torch.inference_mode():

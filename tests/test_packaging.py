@@ -88,9 +88,12 @@ print("REGISTERED", json.dumps(sorted(k for k in nodes.NODE_CLASS_MAPPINGS if k.
 
 VIDEO = ({"ALCM_SaveVideo", "ALCM_LoadVideo"}, "Save Video and Load Video (AnimateLCM)")
 I2V = ({"ALCM_ImageToVideo", "ALCM_MatchColors"}, "AnimateLCM Image to Video and Match Colors to Image")
+QUALITY = ({"ALCM_VideoQuality"}, "Video Quality (AnimateLCM)")  # its optical flow is OpenCV's
+CANNY = ({"ALCM_CannyEdges"}, "Canny Edges (AnimateLCM)")  # OpenCV's Canny
 
 
-@pytest.mark.parametrize("module, pip_name, disabled", [("cv2", "opencv-python", [VIDEO, I2V]), ("av", "av", [VIDEO])])
+@pytest.mark.parametrize("module, pip_name, disabled", [("cv2", "opencv-python", [VIDEO, I2V, QUALITY, CANNY]),
+                                                        ("av", "av", [VIDEO])])
 def test_a_missing_library_disables_only_the_nodes_that_need_it(pack, module, pip_name, disabled):
     run = subprocess.run([sys.executable, "-c", HIDE_AND_START.format(tests=str(REPO / "tests"), module=module)],
                          capture_output=True, text=True, timeout=300, cwd=str(REPO))

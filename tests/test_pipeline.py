@@ -6,15 +6,21 @@ quick; the shipped workflows and the Ray-equals-serial check use the full-size s
 """
 import importlib
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 import comfy_host
+from fixture_models import rendered_side
 
 WORKFLOWS = sorted((Path(__file__).resolve().parents[1] / "workflows").glob("*.json"))
 T2V = WORKFLOWS[0].parent / "animatelcm_t2v.json"
+PROMPT_TRAVEL = WORKFLOWS[0].parent / "animatelcm_prompt_travel.json"
+RENDER = comfy_host.REPO / "pipeline" / "render.py"
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +97,24 @@ def test_wrong_name_on_the_command_line_stops_before_any_job(host, pipeline, col
         capsys.readouterr().err
 
 
+def test_stand_in_videos_take_the_previews_size(host, pipeline, tmp_path):
+    """--preview renders its latents at 128 px: a stand-in source video is made that size too (it was 512 px, so a
+    video-to-video preview sampled 512 px frames at many times the promised time)."""
+    prompt = {"1": {"class_type": "ALCM_LoadVideo", "inputs": {"video": "a_missing_source.mp4", "frame_cap": 2,
+                                                               "skip_first_frames": 0, "select_every_nth": 1,
+                                                               "resize_to_multiple_of_8": True}},
+              "2": {"class_type": "ALCM_SaveVideo", "inputs": {"images": ["1", 0], "filename_prefix":
+                                                               f"pipeline/{tmp_path.name}", "format": "webp",
+                                                               "frame_rate": 8.0, "loop_count": 0, "pingpong": False,
+                                                               "quality": 90}}}
+    path = tmp_path / "source.json"
+    path.write_text(json.dumps(prompt))
+    manifest = tmp_path / "manifest.json"
+    assert _render(pipeline, path, "--stand-ins", "--preview", "--manifest", manifest) == 0
+    [video] = json.loads(manifest.read_text())["jobs"]["render"]["outputs"]
+    assert tuple(_frames(host.pack, video).shape) == (8, 128, 128, 3)  # --preview: 8 frames of 128 px
+
+
 def test_api_and_ui_format_name_nodes_alike(host, pipeline, tmp_path):
     """An API export carries titles in _meta; a --set by title reaches the same node in both formats."""
     jobs, workflow_api = pipeline("jobs"), pipeline("workflow_api")
@@ -121,6 +145,117 @@ def _as_api_export(workflow_api, path):
     for node_id, node in prompt.items():
         node["_meta"] = {"title": titles.get(node_id) or node["class_type"]}
     return prompt
+
+
+# --- --preview, --frames and a job's own values -------------------------------------------------
+
+def test_a_preview_that_cuts_a_prompt_travel_story_says_so(host, pipeline, caplog):
+    """--preview's 8 frames never reach the shipped story's keyframes 16, 32 and 48: the renderer says so before
+    the render, and how to see all of it; a workflow without a Prompt Schedule, or enough frames, gets no word."""
+    # the command says it before any job runs (this job then stops at once: its checkpoint is missing)
+    assert _render(pipeline, PROMPT_TRAVEL, "--preview", "--set", "CheckpointLoaderSimple.ckpt_name=not_here.ckpt") == 1
+    assert "--preview renders 8 of the workflow's 64 frames" in caplog.text
+    jobs, catalog = pipeline("jobs"), pipeline("workflow_api").LiveCatalog()
+    story, t2v = jobs.load_workflow(PROMPT_TRAVEL, catalog), jobs.load_workflow(T2V, catalog)
+    said = jobs.cut_story(story, None, preview=True)
+    assert said.startswith("--preview renders 8 of the workflow's 64 frames: keyframes of its Prompt Schedule after "
+                           "frame 7 are never reached") and said.endswith("Add --frames 64 to render all of it")
+    assert jobs.cut_story(story, 16).startswith("--frames 16 renders 16 of the workflow's 64 frames")
+    assert jobs.cut_story(story, 64, preview=True) is None and jobs.cut_story(story, None) is None
+    assert jobs.cut_story(t2v, None, preview=True) is None
+
+
+def test_a_jobs_own_values_win_over_preview_frames_and_set(host, pipeline):
+    """As docs/pipelines.md says: a job line is the most specific, so its batch_size renders 16 frames at the
+    preview's size, and its seed wins over --set's."""
+    jobs, cli, catalog = pipeline("jobs"), pipeline("cli"), pipeline("workflow_api").LiveCatalog()
+    workflow = jobs.load_workflow(T2V, catalog)
+    base = {**jobs.resize(workflow, None, None, preview=True), "AnimateLCM Sampler (4 steps).seed": 3}
+    prompt = cli.prepare(workflow, base, jobs.Job("long", {"Empty Latent Image.batch_size": 16,
+                                                           "AnimateLCM Sampler (4 steps).seed": 9}), catalog)
+    latent = prompt["6"]["inputs"]
+    assert (latent["batch_size"], max(latent["width"], latent["height"]), prompt["7"]["inputs"]["seed"]) == (16, 128, 9)
+
+
+# --- the renderer's own process: its glibc heap, nothing left in the working folder --------------
+
+def test_the_kept_heap_is_the_one_measured_and_the_users_own_wins(pipeline):
+    import bench_vs_ade
+    heap = pipeline("heap")
+    assert heap.KEPT_HEAP == bench_vs_ade.TUNED_HEAP  # the settings docs/benchmarks.md measured
+    glibc = heap.runs_on_glibc()
+    assert heap.settings_to_add({}) == ((heap.KEPT_HEAP, None) if glibc else ({}, "not glibc"))
+    assert heap.settings_to_add({}, wanted=False) == ({}, "--no-tuned-heap")
+    if glibc:  # any one of the three, as a variable or a glibc tunable, and the renderer adds none
+        assert heap.settings_to_add({"MALLOC_TRIM_THRESHOLD_": "0"}) == (
+            {}, "your environment sets MALLOC_TRIM_THRESHOLD_")
+        assert heap.settings_to_add({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.top_pad=0"}) == (
+            {}, "your environment sets MALLOC_TOP_PAD_")
+        assert heap.settings_to_add({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})[0] == heap.KEPT_HEAP
+
+
+def _heap_of_its_comfyui(argv, env, cwd):
+    """Run the renderer command (no MALLOC_ settings of this process's passed on, only `env`); once it starts
+    ComfyUI (after any restart of itself), read the environment of its process, the one glibc read when the
+    process started. Returns ({name: value} of the three heap settings, exit code, what it wrote on stderr)."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    process = subprocess.Popen([sys.executable, str(RENDER), *map(str, argv)], cwd=cwd, env={**inherited, **env},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    said, heap = [], None
+    try:
+        for line in process.stderr:
+            said.append(line)
+            if line.startswith("starting ") and heap is None:
+                environ = Path(f"/proc/{process.pid}/environ").read_bytes().decode().split("\0")
+                heap = dict(entry.split("=", 1) for entry in environ if entry.startswith("MALLOC_"))
+        return heap, process.wait(timeout=300), "".join(said)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.mark.parametrize("case", ["default", "users-own", "no-tuned-heap"])
+def test_the_renderers_own_comfyui_runs_with_the_kept_heap_and_leaves_no_input_folder(host, pipeline,
+                                                                                      colour_workflow, tmp_path, case):
+    """The command's own ComfyUI process starts with the kept-heap settings, unless the user's environment sets
+    one of them (then theirs alone) or --no-tuned-heap; and a render in a folder without input/ leaves none."""
+    heap = pipeline("heap")
+    env = {"MALLOC_TOP_PAD_": "1048576"} if case == "users-own" else {}
+    argv = [colour_workflow, "--output-dir", tmp_path / "out", "--quiet"]
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    settings, code, said = _heap_of_its_comfyui(argv + (["--no-tuned-heap"] if case == "no-tuned-heap" else []),
+                                                env, cwd)
+    assert code == 0, said
+    expected = {"default": heap.KEPT_HEAP if heap.runs_on_glibc() else {}, "users-own": env, "no-tuned-heap": {}}
+    assert settings == expected[case], said
+    if case == "users-own" and heap.runs_on_glibc():
+        assert "glibc heap: your environment sets MALLOC_TOP_PAD_; the renderer adds none of its own" in said
+    assert list(cwd.iterdir()) == [], "the render left files or folders in its working folder"
+    assert len(list((tmp_path / "out").rglob("*.webp"))) == 1
+
+
+def test_a_failed_render_leaves_no_empty_folders(host, colour_workflow, tmp_path):
+    """The renderer makes ./output and ./input for the test environment's ComfyUI; a render that wrote nothing
+    (its one job failed) takes both away again."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    failed = subprocess.run([sys.executable, str(RENDER), colour_workflow, "--set", "Save.frame_rate=nan", "--quiet"],
+                            cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1 and "job render failed" in failed.stderr, failed.stderr
+    assert list(cwd.iterdir()) == []
+
+
+def test_only_empty_folders_are_taken_away(pipeline, tmp_path):
+    remove_if_empty = pipeline("render")._remove_if_empty
+    (tmp_path / "input" / "3d").mkdir(parents=True)  # what ComfyUI 0.3.x's 3D loader makes in the input folder
+    remove_if_empty(tmp_path / "input")
+    assert not (tmp_path / "input").exists()
+    (tmp_path / "output" / "AnimateLCM").mkdir(parents=True)
+    (tmp_path / "output" / "empty").mkdir()
+    (tmp_path / "output" / "AnimateLCM" / "t2v_00001_.webp").write_bytes(b"a video")
+    remove_if_empty(tmp_path / "output")
+    assert sorted(p.name for p in (tmp_path / "output").rglob("*")) == ["AnimateLCM", "t2v_00001_.webp"]
 
 
 # --- batches -----------------------------------------------------------------------------------
@@ -260,7 +395,8 @@ def test_shipped_workflows_render_and_ui_and_api_format_give_the_same_video(host
         videos.append(_frames(pack, video))
         comfy_host.let_go_of_models()  # the finished render's runner and its full-size models
     count, height, width, channels = videos[0].shape
-    assert (count, max(height, width), channels) == (frames, 32, 3)  # --size is the longer side (i2v is 3:2)
+    side = rendered_side(json.loads(path.read_text()), 32)  # a hi-res pass upscales: 48
+    assert (count, max(height, width), channels) == (frames, side, 3)  # --size is the longer side (i2v is 3:2)
     assert (videos[0] == videos[-1]).all()
 
 

@@ -114,6 +114,30 @@ def test_a_mistyped_workflow_names_the_shipped_ones():  # row 10: was refused af
     assert "(that is a folder)" in refused("workflows")
 
 
+@pytest.mark.parametrize("typed, meant", [
+    ("animatelcm_tv2.json", "animatelcm_t2v.json"),  # two letters swapped: was "did you mean ...v2v"
+    ("animatelcm_vv2.json", "animatelcm_v2v.json"),
+    ("animatelcm_2iv.json", "animatelcm_i2v.json"),
+    ("animatelcm-t2v.json", "animatelcm_t2v.json"),
+    ("AnimateLCM_T2V", "animatelcm_t2v.json"),
+    ("animatelcm_svdxt.json", "animatelcm_svd_xt_i2v.json"),
+    ("prompt_travel.json", "animatelcm_prompt_travel.json"),
+])
+def test_a_misspelt_workflow_suggests_the_one_meant(typed, meant):
+    assert refused(f"workflows/{typed}").endswith(f"(did you mean workflows/{meant}?)")
+
+
+def test_the_usage_line_names_the_command_used(host):
+    """Started through pipeline/render.sh, the renderer says `bash pipeline/render.sh`, not the console script's name."""
+    shell = ("bash", "pipeline/render.sh")
+    env = {"PYTHON": sys.executable, "COMFYUI_PATH": str(host.comfyui_path)}
+    assert refused("--frames", "x", command=shell, env=env).endswith("(see bash pipeline/render.sh --help)")
+    assert refused("--frames", "x").endswith(f"(see python {RENDER} --help)")
+    shown = subprocess.run([*shell, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                           env={**os.environ, **env})
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: bash pipeline/render.sh [-h]"), shown.stderr
+
+
 def test_the_shell_script_refuses_as_the_command_does(host):
     """pipeline/render.sh (the README's command) hands its arguments to render.py, here with this Python."""
     line = refused(T2V, "--stand-ins", "--preview", "--frames", "0", command=("bash", "pipeline/render.sh"),
@@ -317,6 +341,11 @@ def test_progress_rates_start_at_the_first_step(pipeline):
     assert all(rate < 20 for rate in rates), terminal.getvalue()  # 1 step / 0.15 s is under 7/s
 
 
+def history(url):
+    with urllib.request.urlopen(url + "/history", timeout=10) as response:
+        return json.loads(response.read())
+
+
 def server_queue(url):
     with urllib.request.urlopen(url + "/queue", timeout=10) as response:
         queue = json.loads(response.read())
@@ -370,9 +399,12 @@ def test_ctrl_c_in_server_mode_interrupts_its_prompt_and_a_rerun_does_the_rest(c
 def test_sigterm_in_server_mode_deletes_its_queued_prompt_and_leaves_others_alone(comfyui_server, colour_workflow,
                                                                                  tmp_path):
     url, _ = comfyui_server
+    ran_before = set(history(url))
     # another client's long prompt holds the server, so the renderer's prompt waits in the queue
     prompt = json.loads(colour_workflow.read_text())
     prompt["1"]["inputs"].update(batch_size=4096, width=64, height=64, color=0x607080)  # the most frames it takes
+    for copy in ("3", "4"):  # saved three times over: long enough to outlast the renderer's start on a quick machine
+        prompt[copy] = json.loads(json.dumps(prompt["2"]))
     other = post(url, "/prompt", {"prompt": prompt, "client_id": "someone-else"})["prompt_id"]
     try:
         wait_for(lambda: server_queue(url)[0] == [other], "the other client's prompt running")
@@ -383,7 +415,12 @@ def test_sigterm_in_server_mode_deletes_its_queued_prompt_and_leaves_others_alon
         assert renderer.returncode == 128 + signal.SIGTERM, err
         assert "1 queued deleted, 0 running interrupted" in err and "!! stopped (SIGTERM): 0 of 1 jobs done" in err
         assert "Traceback" not in err
-        assert server_queue(url) == ([other], [])  # ours is gone; the other client's prompt runs on
+        assert server_queue(url)[1] == []  # ours is gone from the queue
+        # and it never runs, while the other client's prompt runs on to its end, not interrupted (however soon
+        # it ends: a fast machine may have finished it already)
+        wait_for(lambda: server_queue(url) == ([], []), "the other client's prompt to finish", timeout=120)
+        ran = history(url)
+        assert set(ran) - ran_before == {other} and ran[other]["status"]["status_str"] == "success"
     finally:
         post(url, "/interrupt", {})
         wait_for(lambda: server_queue(url) == ([], []), "the server's queue to empty", timeout=60)

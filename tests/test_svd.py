@@ -68,6 +68,32 @@ def test_sigmas_are_the_official_formula(pack, steps):
         assert sigmas.tolist() == pytest.approx(published[steps], rel=1e-3, abs=1e-4)  # as published: 4 digits
 
 
+def test_denoise_is_honoured_or_refused(pack):
+    """N steps at denoise d: the last N of the official int(N / d)-step schedule (ComfyUI's rule for any
+    scheduler), which exists only up to the official 40 steps (animatelcm_scheduler.py set_timesteps raises
+    beyond num_train_timesteps); past that a refusal naming the steps, the denoise and what would do, never
+    a longer schedule's sigmas in silence (40 steps at 0.3 were the full denoise-1.0 schedule)."""
+    svd_sigmas = pack.svd.schedule.svd_sigmas
+    for steps in range(1, 41):
+        for hundredths in range(1, 100):
+            denoise = hundredths / 100
+            schedule = int(steps / denoise)
+            if schedule <= 40:
+                expected = torch.tensor(official_sigmas(schedule)[-(steps + 1):], dtype=torch.float64)
+                assert torch.allclose(svd_sigmas(steps, denoise).double(), expected, rtol=1e-6), (steps, denoise)
+                continue
+            with pytest.raises(ValueError) as refused:
+                svd_sigmas(steps, denoise)
+            most = max([n for n in range(1, steps) if int(n / denoise) <= 40], default=0)
+            lowest = math.ceil(steps * 100 / 40) / 100
+            assert f"{steps} steps at denoise {denoise:g}" in str(refused.value)
+            assert f"raise denoise to {lowest:g} or more" in str(refused.value)
+            assert (f"at most {most} steps" in str(refused.value)) == (most > 0)
+            assert int(steps / lowest) <= 40 and (most == 0 or int(most / denoise) <= 40 < int((most + 1) / denoise))
+    assert svd_sigmas(4, 0.3).tolist() == pytest.approx(official_sigmas(13)[-5:], rel=1e-6)  # σ 1.599 ... 0.0398, 0
+    assert svd_sigmas(4, 1.0).tolist() == pytest.approx(official_sigmas(4), rel=1e-6)
+
+
 # --- the loader ------------------------------------------------------------------------------------
 
 def load(host, name):
@@ -162,6 +188,89 @@ def test_svd_scheduler_refuses_an_image_model(pack, tiny_model):
         pack.nodes.svd_nodes.AnimateLCMSVDScheduler().get_sigmas(tiny_model, 4)
 
 
+def svd_negative(conditioning):
+    """What SVD_img2vid_Conditioning gives as negative: zero image embedding, zero image latent."""
+    [[pooled, extra]] = conditioning
+    return [[torch.zeros_like(pooled), {**extra, "concat_latent_image": torch.zeros_like(extra["concat_latent_image"])}]]
+
+
+def test_video_linear_cfg_guidance_ramps_per_frame_as_the_official_pipeline(pack, released_layout):
+    """Core's Video Linear CFG Guidance (min_cfg 1.0) with the sampler's cfg 1.2 gives frame f of F the official
+    scale linspace(1.0, 1.2, F)[f] (animatelcm_svd/app.py: min_guidance_scale 1, max_guidance_scale 1.2;
+    animatelcm_svd/pipeline.py step 7: torch.linspace(min_guidance_scale, max_guidance_scale, num_frames) over
+    the frames, uncond + scale·(cond − uncond) on the UNet's output). At 1 step the sampler returns the
+    denoised latent, which is affine in the UNet's output, so each frame must be uncond + scale_f·(cond − uncond)
+    with cond and uncond each from a cfg-1 run."""
+    import nodes
+    _, model = released_layout
+    frames = 5
+    latent = {"samples": torch.zeros(frames, 4, 8, 8)}
+    positive = svd_conditioning(seed=4)
+    negative = svd_negative(positive)
+    ramped = nodes.NODE_CLASS_MAPPINGS["VideoLinearCFGGuidance"]().patch(model, 1.0)[0]
+
+    def sample(model, positive, negative, cfg):
+        with torch.inference_mode():
+            return pack.samplers.video_sampling.sample_video(model, positive, negative, latent, seed=5, steps=1,
+                                                             cfg=cfg)["samples"].double()
+    cond, uncond = sample(model, positive, negative, 1.0), sample(model, negative, positive, 1.0)
+    scale = torch.linspace(1.0, 1.2, frames, dtype=torch.float64).view(frames, 1, 1, 1)
+    # cond and uncond in one UNet batch against two runs: float32 rounding of a deep UNet, ~1e-4 here; a ramp
+    # off by one frame's step (0.05) would be off by 0.05·|cond − uncond|, 100× more
+    ours = sample(ramped, positive, negative, 1.2)
+    torch.testing.assert_close(ours, uncond + scale * (cond - uncond), rtol=1e-4, atol=1e-3)
+    assert (0.05 * (cond - uncond)).abs().mean() > 0.05
+    flat = sample(model, positive, negative, 1.2)  # without the node: 1.2 on every frame
+    torch.testing.assert_close(flat, uncond + 1.2 * (cond - uncond), rtol=1e-4, atol=1e-3)
+
+
+def test_the_sampler_warns_when_svd_guidance_is_one_cfg_for_every_frame(pack, released_layout):
+    """cfg above 1 on an SVD MODEL without a per-frame ramp: a warning in the node's UI output (shown by
+    web/warnings.js) naming Video Linear CFG Guidance; the official ramp and cfg 1 run without one."""
+    import nodes
+    _, model = released_layout
+    sampler = pack.nodes.sampler_nodes.AnimateLCMSampler()
+    positive = svd_conditioning()
+    latent = {"samples": torch.zeros(2, 4, 8, 8)}
+
+    def warnings(model, cfg):
+        with torch.inference_mode():
+            out = sampler.sample(model, positive, svd_negative(positive), latent, 0, 1, cfg, 1.0)
+        return out.get("ui", {}).get("animatelcm_warnings", [])
+    [warning] = warnings(model, 1.5)
+    assert "cfg 1.5 on every frame" in warning and "'Video Linear CFG Guidance' (min_cfg 1.0)" in warning
+    assert warnings(nodes.NODE_CLASS_MAPPINGS["VideoLinearCFGGuidance"]().patch(model, 1.0)[0], 1.2) == []
+    assert warnings(model, 1.0) == []
+    tooltip = sampler.INPUT_TYPES()["required"]["cfg"][1]["tooltip"]
+    assert "AnimateLCM-SVD-xt: 1.2 with core 'Video Linear CFG Guidance' (min_cfg 1.0)" in tooltip
+
+
+def test_the_sampler_refuses_context_windows_on_svd_however_they_came(pack, released_layout):
+    """Context options put on an SVD MODEL by other means than the node (which refuses it) are refused by
+    the sampler: nothing would window SVD's temporal layers, FreeNoise would only repeat earlier frames' noise."""
+    _, model = released_layout
+    windowed = model.clone()
+    context = pack.motion.context_windows
+    windowed.model_options["transformer_options"] = {context.CONTEXT_KEY: context.ContextOptions(8, 2)}
+    with pytest.raises(ValueError, match="carries Context Windows"):
+        pack.samplers.video_sampling.sample_video(windowed, svd_conditioning(), svd_conditioning(),
+                                                  {"samples": torch.zeros(12, 4, 8, 8)}, seed=0, steps=1, cfg=1.0)
+
+
+def test_context_windows_on_a_model_without_motion_layers_leave_its_noise_alone(pack, tiny_model):
+    """Only the motion module's layers run in windows: on a MODEL without them Context Windows change
+    nothing, so FreeNoise must not give frames 16.. copies of frames 0..11's noise (at 1 step the video is
+    the initial noise's denoised image, frame by frame)."""
+    windowed = pack.nodes.context_nodes.ContextWindows().apply(tiny_model, 16, 4, "uniform", False, "pyramid", True)[0]
+    generator = torch.Generator().manual_seed(3)
+    positive = [[torch.randn(1, 77, 768, generator=generator), {}]]
+    latent = {"samples": torch.zeros(24, 4, 8, 8)}
+    with torch.inference_mode():
+        plain, with_windows = (pack.samplers.video_sampling.sample_video(m, positive, positive, latent, 9, 1, 1.0)
+                               ["samples"] for m in (tiny_model, windowed))
+    assert torch.equal(with_windows, plain)
+
+
 # --- what the loader refuses -------------------------------------------------------------------------
 
 def tiny(shapes):
@@ -183,6 +292,13 @@ def write_wrong_file(kind, path, random_svd, random_weights):
         path.write_bytes(path.read_bytes()[:5000])
     elif kind == "code_pickle":
         torch.save({"conv_in.weight": torch.zeros(2), "payload": RunsCode(str(path) + ".ran")}, str(path))
+    elif kind in ("no_channels", "no_output_channels"):  # random weights in the released layout, one layer empty
+        shapes = random_svd.svd_unet_diffusers_shapes(random_svd.NARROW_SVD)
+        if kind == "no_channels":  # the UNet's width, which ComfyUI's detection divides by
+            shapes["conv_in.weight"], shapes["conv_in.bias"] = (0, 8, 3, 3), (0,)
+        else:
+            shapes["conv_out.weight"], shapes["conv_out.bias"] = (0, 320, 3, 3), (0,)
+        save_file(random_svd.random_weights(shapes), str(path))
     elif kind == "missing_tensors":
         sd = tiny({k: s for k, s in random_svd.svd_unet_diffusers_shapes(random_svd.NARROW_SVD).items()
                    if not k.startswith("up_blocks.3.")})
@@ -196,6 +312,8 @@ REFUSALS = {
     "truncated": ("corrupt or truncated", "Download it again"),
     "code_pickle": ("asks to run code", ".safetensors"),
     "missing_tensors": ("does not", "AnimateLCM-SVD-xt"),
+    "no_channels": ("layers with no channels", "'conv_in.weight' (0, 8, 3, 3)"),
+    "no_output_channels": ("layers with no channels", "'conv_out.weight' (0, 320, 3, 3)"),
 }
 
 
@@ -221,3 +339,87 @@ def test_files_are_listed_from_diffusion_models_and_unet(host):
     listed = [os.path.normpath(p) for p in folder_paths.get_folder_paths("diffusion_models")]
     for name in ("unet", "diffusion_models"):
         assert os.path.join(os.path.normpath(folder_paths.models_dir), name) in listed
+
+
+# --- the probe's cases, through ComfyUI's executor ---------------------------------------------------
+
+def load_then(unet_name, class_type, **inputs):
+    """Load AnimateLCM-SVD-xt → one node taking its MODEL."""
+    return {"1": {"class_type": "ALCM_LoadAnimateLCMSVD", "inputs": {"unet_name": unet_name}},
+            "2": {"class_type": class_type, "inputs": {"model": ["1", 0], **inputs}}}
+
+
+def refusal(host, prompt):
+    with pytest.raises(PromptFailed) as failed:
+        host.run(prompt, want=list(prompt))
+    return failed.value
+
+
+@pytest.mark.parametrize("class_type,inputs", [("ALCM_ModelSampling", {"mode": "auto"}),
+                                               ("ALCM_Scheduler", {"steps": 4, "denoise": 1.0})])
+def test_the_sd15_sampling_pieces_refuse_an_svd_model(host, released_layout, class_type, inputs):
+    """AnimateLCM Model Sampling + AnimateLCM Scheduler took an SVD MODEL and sampled it with SD1.5's
+    timesteps (latents of std 136); the SVD Scheduler already refused the opposite wiring."""
+    failed = refusal(host, load_then(released_layout[0], class_type, **inputs))
+    assert failed.node_type == class_type
+    assert "AnimateLCM-SVD-xt" in failed.message and "'AnimateLCM-SVD Scheduler'" in failed.message
+
+
+def test_context_windows_refuse_an_svd_model(host, released_layout):
+    failed = refusal(host, load_then(released_layout[0], "ALCM_ContextWindows", context_length=16, overlap=4,
+                                     schedule="uniform", closed_loop=False, fuse="pyramid", freenoise=True))
+    assert failed.node_type == "ALCM_ContextWindows"
+    assert "this MODEL is AnimateLCM-SVD-xt" in failed.message and "Remove this node" in failed.message
+
+
+@pytest.fixture(scope="module")
+def image_to_video(pack, host, released_layout):
+    """The shipped graph's parts at 2 frames of 64 px on the random stand-ins: svd_xt's CLIP vision and VAE,
+    SVD_img2vid_Conditioning (augmentation 0.02), Load AnimateLCM-SVD-xt, optionally Video Linear CFG
+    Guidance, the AnimateLCM Sampler. One executor for the module, so the conditioning is computed once."""
+    product = importlib.import_module(pack.__name__ + ".pipeline.stand_ins")
+    product.write_image(host.input_dir / "svd_start.png", 64)
+    checkpoint = stand_ins.svd_checkpoint(host)
+    executor = host.executor()
+
+    def run(steps=1, cfg=1.0, denoise=1.0, ramp=False):
+        prompt = {
+            "1": {"class_type": "ImageOnlyCheckpointLoader", "inputs": {"ckpt_name": checkpoint}},
+            "2": {"class_type": "LoadImage", "inputs": {"image": "svd_start.png"}},
+            "3": {"class_type": "SVD_img2vid_Conditioning", "inputs": {
+                "clip_vision": ["1", 1], "init_image": ["2", 0], "vae": ["1", 2], "width": 64, "height": 64,
+                "video_frames": 2, "motion_bucket_id": 80, "fps": 7, "augmentation_level": 0.02}},
+            "4": {"class_type": "ALCM_LoadAnimateLCMSVD", "inputs": {"unet_name": released_layout[0]}},
+            "5": {"class_type": "VideoLinearCFGGuidance", "inputs": {"model": ["4", 0], "min_cfg": 1.0}},
+            "6": {"class_type": "ALCM_Sampler", "inputs": {
+                "model": ["5" if ramp else "4", 0], "positive": ["3", 0], "negative": ["3", 1],
+                "latent_image": ["3", 2], "seed": 0, "steps": steps, "cfg": cfg, "denoise": denoise, "mode": "auto"}},
+        }
+        if not ramp:
+            del prompt["5"]
+        return host.run(prompt, want=["6"], executor=executor)
+    return run
+
+
+def test_the_svd_graph_warns_on_screen_without_the_ramp(image_to_video):
+    [warning] = (image_to_video(cfg=1.5).ui("6") or {}).get("animatelcm_warnings", [])
+    assert "AnimateLCM-SVD-xt at cfg 1.5 on every frame" in warning
+    assert not (image_to_video(cfg=1.2, ramp=True).ui("6") or {}).get("animatelcm_warnings")
+
+
+def test_the_svd_graph_refuses_more_steps_than_denoise_leaves(image_to_video):
+    """40 steps at denoise 0.3 sampled the full denoise-1.0 schedule; now refused by name, and 12 steps
+    (the most at 0.3) sample."""
+    with pytest.raises(PromptFailed) as failed:
+        image_to_video(steps=40, denoise=0.3)
+    assert failed.value.node_type == "ALCM_Sampler"
+    assert "40 steps at denoise 0.3" in failed.value.message and "at most 12 steps" in failed.value.message
+    latent = image_to_video(steps=12, denoise=0.3).output("6")["samples"]
+    assert latent.shape == (2, 4, 8, 8) and torch.isfinite(latent).all()
+
+
+def test_the_loader_says_where_augmentation_differs(pack):
+    """The value is set on core's SVD_img2vid_Conditioning, whose tooltip is not ours: the loader's output says it."""
+    loader = pack.nodes.svd_nodes.LoadAnimateLCMSVD
+    for text in (loader.OUTPUT_TOOLTIPS[0], loader.DESCRIPTION):
+        assert "[0, 1]" in text and "twice" in text

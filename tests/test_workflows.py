@@ -118,7 +118,28 @@ def test_keyframe_workflows_put_the_pictures_in_order_on_both_prompts(host, work
     assert ("ALCM_ContextWindows" in {prompt[i]["class_type"] for i in upstream(prompt, sampler_id, "model")}) == windowed
 
 
-# The official AnimateLCM recipe (github G-U-N/AnimateLCM, animatelcm_sd15/), per motion module: what every
+def test_hires_workflow_renders_small_then_redraws_the_upscaled_latents_in_windows(host, workflow_api):
+    """16 frames at 512², their latents ×1.5 (768²), a second AnimateLCM pass over them in Context Windows, and
+    Save Video decoding that pass's latents a few frames at a time: no 768² IMAGE batch is ever held."""
+    prompt = workflow_api.to_api(load(WORKFLOW_DIR / "animatelcm_hires_v2v.json"))
+    by_type = {}
+    for node_id, node in prompt.items():
+        by_type.setdefault(node["class_type"], []).append((node_id, node["inputs"]))
+    first, second = sorted(by_type["ALCM_Sampler"], key=lambda s: s[1]["denoise"], reverse=True)
+    [(latent_id, latent)], [(upscale_id, upscale)] = by_type["EmptyLatentImage"], by_type["LatentUpscaleBy"]
+    [(windows_id, windows)], [(_, save)] = by_type["ALCM_ContextWindows"], by_type["ALCM_SaveVideo"]
+    [(apply_id, _)] = by_type["ALCM_ApplyMotionModule"]
+    assert latent == {"width": 512, "height": 512, "batch_size": 16}
+    assert first[1]["latent_image"] == [latent_id, 0] and first[1]["model"] == [apply_id, 0]  # no windows needed at 16
+    assert upscale == {"samples": [first[0], 0], "upscale_method": "nearest-exact", "scale_by": 1.5}
+    assert second[1]["latent_image"] == [upscale_id, 0] and second[1]["model"] == [windows_id, 0]
+    assert windows["model"] == [apply_id, 0] and second[1]["seed"] == first[1]["seed"]
+    assert (save["latent"], "images" in save) == ([second[0], 0], False)
+    assert [s[1][k] for s in (first, second) for k in ("positive", "negative")] == [first[1]["positive"],
+                                                                                    first[1]["negative"]] * 2
+
+
+# The official recipe (AnimateLCM: github G-U-N/AnimateLCM, animatelcm_sd15/), per motion module: what every
 # shipped workflow sampling with that module must carry. Each value: (value, where it comes from).
 RECIPE = {
     "AnimateLCM_sd15_t2v.ckpt": {
@@ -138,12 +159,24 @@ RECIPE = {
         "modes": ({"auto", "image-to-video schedule"}, "configs/inference-i2v.yaml: beta_end 0.014, 200 steps"),
         "motion_scale": (0.8, "app-i2v.py: 'motion scale' value=0.8"),
     },
-    # AnimateLCM-SVD-xt (animatelcm_svd/app.py: sample() defaults; the pipeline's own defaults where app.py passes none)
+    # AnimateDiff-Lightning (ByteDance): its model card, huggingface.co/ByteDance/AnimateDiff-Lightning "Diffusers Usage"
+    "animatediff_lightning_4step_comfyui.safetensors": {
+        "spatial_lora": (None, "model card: the motion adapter on any SD1.5 base model as it is (no LCM LoRA)"),
+        "steps": (4, "model card: step = 4, ckpt = f'animatediff_lightning_{step}step_...', num_inference_steps=step"),
+        "cfg": (1.0, "model card: pipe(..., guidance_scale=1.0, ...)"),
+        "modes": ({"auto", "AnimateDiff-Lightning"}, "model card: EulerDiscreteScheduler.from_config(..., "
+                                                      "timestep_spacing='trailing', beta_schedule='linear')"),
+    },
+    # AnimateLCM-SVD-xt (animatelcm_svd/app.py: sample() defaults and its sliders' values; animatelcm_svd/pipeline.py's
+    # own defaults where app.py passes none)
     "AnimateLCM-SVD-xt-1.1.safetensors": {
-        "steps": (4, "app.py: num_inference_steps 4"),
-        "cfg": (1.0, "app.py: min_guidance_scale 1 (distilled without CFG; its max 1.2 is the graph note's option)"),
+        "steps": (4, "app.py: sample(num_inference_steps=4), 'Num inference steps' value=4"),
+        # pipeline.py step 7: guidance_scale = torch.linspace(min_guidance_scale, max_guidance_scale, num_frames),
+        # frame f's scale; core's VideoLinearCFGGuidance: torch.linspace(min_cfg, cfg, frames), the same per frame
+        # (tests/test_svd.py checks it on the model)
+        "cfg": (1.2, "app.py: sample(max_guidance_scale=1.2), 'Max guidance scale' value=1.2: the last frame's scale"),
         "modes": ({"auto"}, "the SVD-xt schedule is read from the MODEL"),
-        "min_cfg": (1.0, "app.py: min_guidance_scale 1 (VideoLinearCFGGuidance ramps to cfg per frame as diffusers does)"),
+        "min_cfg": (1.0, "app.py: sample(min_guidance_scale=1), 'Min guidance scale' value=1: the first frame's scale"),
         "conditioning": ((1024, 576, 25, 80, 7, 0.02), "app.py: width 1024, height 576, motion_bucket_id 80; "
                                                          "StableVideoDiffusionPipeline: num_frames 25 (xt), fps 7, "
                                                          "noise_aug_strength 0.02"),
@@ -152,6 +185,11 @@ RECIPE = {
 # Settings the official code has no counterpart for: the pack's recommended values, and why.
 PACK_SETTINGS = {
     "v2v_denoise": (0.6, "the official code has no video-to-video: keeps the input's layout, restyles its look"),
+    # the official code has no second pass either (pipeline_animation.py takes no input video; lcm_scheduler.py's
+    # `strength` is never passed): 0.6, the pack's video-to-video setting, keeps the 512² render's layout and motion
+    # and redraws its detail at 768² (0.6 of the 100-step grid: timesteps 599, 449, 299, 149)
+    "hires_denoise": (0.6, "the pack's v2v_denoise, on the upscaled latents of the first pass"),
+    "hires_scale": (1.5, "512² → 768², the issue's sizes; LatentUpscaleBy's default"),
     "context_windows": ((16, 4, True), "16 = the training length (app.py 'Animation length' value=16); overlap 4 "
                                        "and FreeNoise: AnimateDiff-Evolved's defaults for 16-frame windows"),
     "motion_lora_strength": (1.0, "AnimateDiff v2 camera LoRAs as trained (guoyww/AnimateDiff configs: alpha 1.0)"),
@@ -197,14 +235,23 @@ def check_recipe(prompt, path):
         module = next(n["inputs"]["motion_module_name"] for n in motion_chain if n["class_type"] == "ALCM_LoadMotionModule")
         recipe = {key: value for key, (value, _source) in RECIPE[module].items()}
         spatial = model_chain.get("ALCM_LoadAnimateLCMLoRA")
-        assert spatial is not None, f"{path.name}: {module} samples without AnimateLCM's spatial LoRA"
-        assert (spatial["lora_name"], spatial["strength"]) == (recipe["spatial_lora"], recipe["spatial_lora_strength"])
+        if recipe["spatial_lora"] is None:
+            assert spatial is None, f"{path.name}: {module} samples with AnimateLCM's spatial LoRA, which is not its recipe"
+        else:
+            assert spatial is not None, f"{path.name}: {module} samples without AnimateLCM's spatial LoRA"
+            assert (spatial["lora_name"], spatial["strength"]) == (recipe["spatial_lora"], recipe["spatial_lora_strength"])
         assert (sampler["steps"], sampler["cfg"]) == (recipe["steps"], recipe["cfg"])
         assert sampler["mode"] in recipe["modes"] and sampler["warn_without_spatial_lora"] is True
         if "motion_scale" in recipe:
             assert model_chain["ALCM_ImageToVideo"]["motion_scale"] == recipe["motion_scale"]
-        from_video = prompt[sampler["latent_image"][0]]["class_type"] in ("VAEEncode", "ALCM_LoadVideo")
-        assert sampler["denoise"] == (PACK_SETTINGS["v2v_denoise"][0] if from_video else 1.0)
+        latent_from = prompt[sampler["latent_image"][0]]
+        if latent_from["class_type"] == "LatentUpscaleBy":  # a hi-res second pass on the first pass's latents
+            assert prompt[latent_from["inputs"]["samples"][0]]["class_type"] == "ALCM_Sampler"
+            assert latent_from["inputs"]["scale_by"] == PACK_SETTINGS["hires_scale"][0]
+            assert sampler["denoise"] == PACK_SETTINGS["hires_denoise"][0]
+        else:
+            from_video = latent_from["class_type"] in ("VAEEncode", "ALCM_LoadVideo")
+            assert sampler["denoise"] == (PACK_SETTINGS["v2v_denoise"][0] if from_video else 1.0)
         windows = model_chain.get("ALCM_ContextWindows")
         if windows:
             assert (windows["context_length"], windows["overlap"], windows["freenoise"]) == PACK_SETTINGS["context_windows"][0]
@@ -244,6 +291,20 @@ def test_svd_xt_workflow_converts_to_the_expected_prompt(host, workflow_api):
     _, sampler = by_type["ALCM_Sampler"]
     assert sampler["model"] == [guidance_id, 0] and sampler["latent_image"] == [conditioning_id, 2]
     assert by_type["VAEDecode"][1]["vae"] == [ckpt, 2]
+
+
+def test_svd_xt_workflow_note_says_how_guidance_and_augmentation_differ(host, workflow_api):
+    """The graph's note: the per-frame guidance, and that SVD_img2vid_Conditioning's augmentation_level noises
+    pixels in [0, 1] (the official pipeline.py: image in [-1, 1] + noise_aug_strength·noise), so the same
+    number is twice the official noise."""
+    wf = load(WORKFLOW_DIR / "animatelcm_svd_xt_i2v.json")
+    [note] = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "Note"]
+    for words in ("min_guidance_scale 1, max_guidance_scale 1.2", "from min_cfg 1.0 on the first frame to the "
+                  "sampler's cfg 1.2 on the last", "ComfyUI's [0, 1] range", "pixels in [-1, 1]",
+                  "twice the official noise", "0.01 adds the official noise"):
+        assert words in note
+    conditioning = next(n for n in wf["nodes"] if n["type"] == "SVD_img2vid_Conditioning")
+    assert "augmentation 0.02: see the note" in conditioning["title"]
 
 
 def test_the_recipe_test_catches_a_workflow_without_the_spatial_lora(host, workflow_api):

@@ -199,3 +199,23 @@ def _pillow_source(path, name):
         yield source
     finally:
         image.close()
+
+
+def read_frames(path):
+    """Every frame of a video file as uint8 RGB [H, W, 3], one at a time, at the file's own size: for
+    measuring a video (quality reports) without holding it whole."""
+    name = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise VideoFileError(f"'{name}' does not exist (looked for {path}).")
+    opener = _pillow_source if reader_for(path) == "pillow" else _av_source
+    decoded = 0
+    try:
+        with opener(path, name) as source:
+            for frame in source.read(select_frames(name, source.frame_count, 0, 0, 1)):
+                yield frame
+                decoded += 1
+    except VideoFileError:
+        raise
+    except (FFmpegError, *PILLOW_ERRORS) as error:
+        raise VideoFileError(f"'{name}' could not be decoded after {decoded} frames ({type(error).__name__}: "
+                             f"{error}): the file is damaged or truncated.") from error
