@@ -163,3 +163,22 @@ def encode_keeping_loaded_models(vae, pixels):
         latents = vae.encode(pixels)
     manager.load_models_gpu(in_use)
     return latents
+
+
+def on_both_prompts(control, positive, negative):
+    """(positive, negative) with `control` chained after each entry's control, as ComfyUI's Apply ControlNet does:
+    one copy per existing control chain, shared by both prompts, so their passes batch into one call per step."""
+    copies = {}
+    out = []
+    for conditioning in (positive, negative):
+        applied = []
+        for tensor, options in conditioning:
+            options = options.copy()
+            previous = options.get("control")
+            if previous not in copies:
+                copies[previous] = control.copy().set_previous_controlnet(previous)
+            options["control"] = copies[previous]
+            options["control_apply_to_uncond"] = False
+            applied.append([tensor, options])
+        out.append(applied)
+    return tuple(out)

@@ -3,7 +3,7 @@ import logging
 
 import folder_paths
 
-from ..control.keyframe_control import SparseCtrlKeyframes
+from ..control.keyframe_control import SparseCtrlKeyframes, on_both_prompts
 from ..control.keyframes import INPUT, NODE, parse_frames
 from ..control.sparsectrl import RGB, load_sparsectrl
 from ..weights.model_folders import full_path
@@ -96,22 +96,7 @@ class ApplySparseCtrlKeyframes:
             return (positive, negative)
         control = SparseCtrlKeyframes(sparsectrl, images, frames, vae if sparsectrl.kind == RGB else None)
         control.strength, control.timestep_percent_range = strength, (start_percent, end_percent)
-        # as ComfyUI's Apply ControlNet: one control per control chain, shared by both prompts, so their passes
-        # batch into one SparseCtrl call per step
-        controls = {}
-        out = []
-        for conditioning in (positive, negative):
-            applied = []
-            for tensor, options in conditioning:
-                options = options.copy()
-                previous = options.get("control")
-                if previous not in controls:
-                    controls[previous] = control.copy().set_previous_controlnet(previous)
-                options["control"] = controls[previous]
-                options["control_apply_to_uncond"] = False
-                applied.append([tensor, options])
-            out.append(applied)
-        return tuple(out)
+        return on_both_prompts(control, positive, negative)
 
 
 NODE_CLASS_MAPPINGS = {
