@@ -153,10 +153,12 @@ def main():
     print(f"ComfyUI: {host.description}; {args.size}x{args.size}, frames {frame_counts}, fp32 CPU, "
           f"glibc's default heap; {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     results = {}
-    for kind in kinds:
-        # ADE takes core's ControlNet as long as it needs no window: its answer shows past one window's frames
-        longer = [f for f in frame_counts if f > 16] or frame_counts[-1:]
-        for frames in frame_counts if kind != "ADE + core ControlNet" else longer[:1]:
+    # ADE takes core's ControlNet as long as it needs no window: its answer shows past one window's frames
+    ade_core_frames = ([f for f in frame_counts if f > 16] or frame_counts[-1:])[0]
+    for frames in frame_counts:  # every graph at a frame count before the next count: the longest runs come last
+        for kind in kinds:
+            if kind == "ADE + core ControlNet" and frames != ade_core_frames:
+                continue
             peak, seconds, error = run_fresh(host.comfyui_path, kind, frames, args.size, ade, acn)
             results[(kind, frames)] = (peak, seconds, error)
             print(f"  {kind}, {frames} frames: peak {peak / 2**20:.0f} MiB, "
@@ -165,7 +167,7 @@ def main():
     print(f"\n| graph | frames | fresh-server peak RSS | ÷ its {frame_counts[0]}-frame peak | sampler | a frame | "
           f"÷ its {frame_counts[0]}-frame time a frame |")
     print("|---|---|---|---|---|---|---|")
-    for (kind, frames), (peak, seconds, error) in results.items():
+    for (kind, frames), (peak, seconds, error) in sorted(results.items(), key=lambda item: kinds.index(item[0][0])):
         first_frames = min(f for k, f in results if k == kind)
         first_peak, first_seconds, _ = results[(kind, first_frames)]
         if error is not None:
