@@ -4,8 +4,8 @@
 SD1.5 checkpoint: every key and shape of a real `v1-5-pruned-emaonly.safetensors` UNet, VAE and CLIP-L text
 encoder, so ComfyUI's CheckpointLoaderSimple detects it as SD1.5 and loads it with nothing
 missing. Weights are scaled by 1/sqrt(fan_in) so activations stay finite through the network.
-AnimateLCM t2v motion module: the released file's layout (REFERENCE.md §3: 8 down, 12 up, 1 mid
-temporal layer, no pos_encoder keys). AnimateDiff-Lightning motion modules: both published layouts, to
+AnimateLCM t2v motion module: the released file's layout (wangfuyun/AnimateLCM's AnimateLCM_sd15_t2v.ckpt: 8 down, 12 up, 1 mid
+temporal layer, no pos_encoder keys; motion/formats.py reads it). AnimateDiff-Lightning motion modules: both published layouts, to
 the byte. SD1.5 LoRA: the kohya layout civitai style LoRAs use.
 """
 import math

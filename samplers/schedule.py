@@ -1,4 +1,4 @@
-"""AnimateLCM's parametrisation as a ComfyUI model-sampling object (REFERENCE.md §2).
+"""AnimateLCM's parametrisation as a ComfyUI model-sampling object (docs/maths.md#sampling).
 
 - betas linspace(0.00085, beta_end, 1000): diffusers' "linear", ComfyUI's "sqrt_linear" (ComfyUI's
   own "linear" is diffusers' scaled_linear, which SD1.5 checkpoints use, a different schedule);

@@ -80,7 +80,7 @@ def conditioning(value, frames=1):
     return [[torch.full((frames, 77, TEXT_WIDTH), value), {}]]
 
 
-# --- motion modules (REFERENCE.md §3) ----------------------------------------------------------------
+# --- motion modules (motion/formats.py) ----------------------------------------------------------------
 
 FAMILIES = {  # family: (mid block, positional-encoding frames or None, I2V image encoder)
     "animatelcm_t2v": (True, None, False),

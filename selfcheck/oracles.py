@@ -17,7 +17,7 @@ TEXT_TO_VIDEO = {"original_inference_steps": 100, "beta_end": 0.012}
 IMAGE_TO_VIDEO = {"original_inference_steps": 200, "beta_end": 0.014}
 
 
-# --- the schedule (REFERENCE.md §2; diffusers LCMScheduler.set_timesteps) ---------------------------
+# --- the schedule (docs/maths.md#sampling; diffusers LCMScheduler.set_timesteps) ---------------------------
 
 def official_timesteps(steps, ots=100, strength=1.0):
     """diffusers LCMScheduler.set_timesteps, written out with numpy."""
@@ -110,7 +110,7 @@ def lightning_loop(latent, noise, steps, cfg, eps_of, strength=1.0):
 
 def seeded_noise(shape, seed, steps):
     """(initial noise, [step noise]) as the pack draws them: the initial noise from torch.manual_seed(seed)
-    (comfy.sample.prepare_noise), each step's fresh noise from a generator seeded seed + 1 (docs/maths.md)."""
+    (comfy.sample.prepare_noise), each step's fresh noise from a generator seeded seed + 1 (docs/maths.md#freenoise-and-the-seeds)."""
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).double()
     step_generator = torch.Generator().manual_seed(seed + 1)
     return noise, [torch.randn(shape, generator=step_generator).double() for _ in range(steps)]
@@ -171,7 +171,7 @@ def freenoise_in_place(noise, length, overlap, seed):
     return noise
 
 
-# --- the temporal layer (AnimateDiff's TemporalTransformer3DModel; REFERENCE.md §3) --------------------
+# --- the temporal layer (AnimateDiff's TemporalTransformer3DModel, motion_module.py) --------------------
 
 def sinusoid(frames, d):
     """pe[t, 2k] = sin(t / 10000^(2k/d)), pe[t, 2k+1] = cos(t / 10000^(2k/d)), written out entry by entry."""

@@ -1,4 +1,4 @@
-"""Random-weight motion-module files in the real key layouts (REFERENCE.md §3): the generators are the
+"""Random-weight motion-module files in the real key layouts (motion/formats.py, docs/nodes.md's Load Motion Module): the generators are the
 self-check's (selfcheck/models.py), the file writers are here."""
 import torch
 from safetensors.torch import save_file

@@ -1,4 +1,4 @@
-"""Our temporal layer against a reference written here from the formulas alone (REFERENCE.md §3)."""
+"""Our temporal layer against a reference written here from the formulas alone (motion/temporal_layer.py's docstring; AnimateDiff's animatediff/models/motion_module.py)."""
 import math
 
 import pytest
