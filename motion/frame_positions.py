@@ -9,6 +9,7 @@ MODEL carries one of two explicit choices, set for the duration of a UNet call b
   fractional positions linearly interpolated between rows (position interpolation).
 """
 import contextvars
+import math
 from contextlib import contextmanager
 
 import torch
@@ -28,6 +29,17 @@ def frame_positions(mode):
         _mode.reset(token)
 
 
+def sinusoidal_position_encoding(frames, channels, device=None, dtype=torch.float32):
+    """AnimateDiff's fixed PositionalEncoding: sin on even, cos on odd channels, [1, frames, channels]."""
+    position = torch.arange(frames, dtype=torch.float32, device=device).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, channels, 2, dtype=torch.float32, device=device)
+                         * (-math.log(10000.0) / channels))
+    pe = torch.zeros(1, frames, channels, device=device)
+    pe[0, :, 0::2] = torch.sin(position * div_term)
+    pe[0, :, 1::2] = torch.cos(position * div_term)
+    return pe.to(dtype)
+
+
 def position_encoding(pe, frames):
     """pe [1, P, C] for `frames` frames: its first rows, or extended as the current mode says."""
     covered = pe.shape[1]
@@ -35,7 +47,6 @@ def position_encoding(pe, frames):
     if frames <= covered or mode is None:
         return pe[:, :frames]
     if mode == "extrapolate":
-        from .temporal_layer import sinusoidal_position_encoding
         extra = sinusoidal_position_encoding(frames, pe.shape[2])[:, covered:]
         return torch.cat([pe, extra.to(pe)], dim=1)
     if mode == "interpolate":

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import MotionModuleError
-from .temporal_layer import sinusoidal_position_encoding
+from .frame_positions import sinusoidal_position_encoding
 
 BLOCKS_PER_LEVEL = 2
 

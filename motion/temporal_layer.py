@@ -16,14 +16,13 @@ and torch's fused attention (measured on a 2-core AVX2 CPU: one product and SDPA
 take half the time of three products and two layout copies at 64 pixels, as fast as or faster than
 explicit bmm + softmax at every SD1.5 shape).
 """
-import math
 
 import comfy.ops
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .frame_positions import position_encoding
+from .frame_positions import position_encoding, sinusoidal_position_encoding
 from .video_batch import videos_in_batch
 
 HEADS = 8
@@ -57,17 +56,6 @@ def _pixels_per_chunk(tokens):
     if tokens.device.type != "cpu":
         return pixels
     return max(1, CPU_CHUNK_ELEMENTS // (8 * channels * frames))  # 8 × channels: GEGLU's doubled 4x width
-
-
-def sinusoidal_position_encoding(frames, channels, device=None, dtype=torch.float32):
-    """AnimateDiff's fixed PositionalEncoding: sin on even, cos on odd channels, [1, frames, channels]."""
-    position = torch.arange(frames, dtype=torch.float32, device=device).unsqueeze(1)
-    div_term = torch.exp(torch.arange(0, channels, 2, dtype=torch.float32, device=device)
-                         * (-math.log(10000.0) / channels))
-    pe = torch.zeros(1, frames, channels, device=device)
-    pe[0, :, 0::2] = torch.sin(position * div_term)
-    pe[0, :, 1::2] = torch.cos(position * div_term)
-    return pe.to(dtype)
 
 
 class PositionEncoder(nn.Module):

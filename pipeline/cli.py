@@ -1,6 +1,5 @@
 """The renderer's command once ComfyUI (or, for --server and --ray, only this pack) is loaded; render.py
 parses the arguments and starts ComfyUI, then calls run(args)."""
-import contextlib
 import logging
 import signal
 import sys
@@ -8,7 +7,9 @@ import time
 from pathlib import Path
 
 from . import jobs
+from .jobs import prepare, record, seed_of
 from .measure import PeakMemory
+from .progress import Progress
 
 log = logging.getLogger("animatelcm.render")
 
@@ -23,99 +24,6 @@ def _make_runner(args):
         return ServerRunner(args.server, args.output_dir or Path("output"))
     from .in_process import InProcessRunner
     return InProcessRunner()
-
-
-def bar_class():
-    """tqdm, for bars that a Ctrl-C may cut short while they are being made (a stop raises wherever the
-    renderer is): tqdm closes every bar it collects, and closing one that never got its position prints a
-    traceback under the renderer's "stopped" line."""
-    from tqdm import tqdm
-
-    class Bar(tqdm):
-        def __del__(self):
-            if hasattr(self, "pos"):  # made whole: close it as tqdm does
-                super().__del__()
-
-    return Bar
-
-
-class Progress:
-    """On a terminal, tqdm bars: one over the jobs, one over the steps of the node that runs now, with log
-    lines written above them. Elsewhere (a log file, a pipe) plain log lines, a few per node, and no
-    cursor movement. Rates count from the first step a node reports: the time before it (loading) is
-    no step."""
-
-    PLAIN_EVERY = 10.0  # seconds between two plain progress lines of one node
-
-    def __init__(self, total, quiet, stream=None):
-        self.stream = stream or sys.stderr
-        self.total, self.done, self.quiet = total, 0, quiet
-        self.bars = not quiet and self.stream.isatty()
-        self.job, self.key, self.titles, self.node_id = None, None, {}, None
-        self.redirect = contextlib.ExitStack()
-        if self.bars:
-            from tqdm.contrib.logging import logging_redirect_tqdm
-            self.tqdm = bar_class()
-            self.redirect.enter_context(logging_redirect_tqdm())
-            self.overall = self.tqdm(total=total, desc="jobs", unit="job", position=0, disable=total < 2,
-                                     file=self.stream)
-
-    def start(self, key, titles):
-        self.key, self.titles, self.node_id, self.first = key, titles, None, None
-        if self.bars:
-            self._job_bar(f"job {key}", 1, 0)
-        elif not self.quiet:
-            log.info("job %s (%d of %d)", key, self.done + 1, self.total)
-
-    def _job_bar(self, description, total, initial):
-        if self.job is not None:
-            self.job.close()
-        # `initial`: the rate counts the steps after this one, over the time after it
-        self.job = self.tqdm(total=total, initial=initial, desc=description, unit="step", position=1, leave=False,
-                             file=self.stream)
-
-    def node(self, node_id):
-        self.node_id, self.first = node_id, None
-        if self.bars:
-            self.job.set_description(f"job {self.key}: {self.titles.get(node_id, node_id)}")
-
-    def step(self, value, total):
-        now = time.perf_counter()
-        if self.first is None or total != self.first[2] or value < self.last:  # a new node, or a new pass
-            self.first, self.printed, self.last = (now, value, total), now, value
-            if self.bars:
-                self._job_bar(self.job.desc, total, value)
-            return
-        if self.bars:
-            self.job.update(value - self.last)
-        elif not self.quiet and (now - self.printed >= self.PLAIN_EVERY or value == total):
-            started, first_value, _ = self.first
-            rate = (value - first_value) / max(now - started, 1e-9)
-            log.info("job %s: %s %d/%d (%s)", self.key, self.titles.get(self.node_id, self.node_id or "?"), value,
-                     total, f"{rate:.2f} steps/s" if rate >= 1 else f"{1 / rate:.2f} s/step" if rate else "?")
-            self.printed = now
-        self.last = value
-
-    def finish(self):
-        """A job ended (done or failed)."""
-        self.done += 1
-        if self.bars:
-            if self.job is not None:  # Ray's jobs run side by side, with no bar of their own
-                self.job.close()
-                self.job = None
-            self.overall.update(1)
-
-    def close(self):
-        if self.bars:
-            if self.job is not None:  # a job that was stopped
-                self.job.close()
-            self.overall.close()
-        self.redirect.close()
-
-
-def prepare(workflow, base, job, catalog):
-    """The job's API prompt: the workflow with the command's overrides, then the job's own."""
-    return jobs.apply_overrides(workflow, {**base, **job.overrides}, catalog)
 
 
 def run(args):
@@ -177,15 +85,6 @@ def _stopped(stop, runner, manifest, job_list):
     return 128 + signum
 
 
-def record(manifest, job, status, *details, **more):
-    """manifest.record; a manifest that cannot be written is said, with the outputs, and the batch goes on."""
-    try:
-        return manifest.record(job, status, *details, **more)
-    except jobs.ManifestNotWritten as error:
-        log.error("!! %s", error)
-        return manifest.data["jobs"][job.key]
-
-
 def run_serial(runner, workflow, base, todo, manifest, args):
     """Run the jobs one after the other on `runner`; a failing job is recorded and the batch goes on."""
     from .in_process import JobFailed
@@ -207,18 +106,13 @@ def run_serial(runner, workflow, base, todo, manifest, args):
                 failed.append(job)
                 continue
             progress.finish()
-            entry = record(manifest, job, "done", rendered.outputs, _seed(prompt), time.perf_counter() - started,
+            entry = record(manifest, job, "done", rendered.outputs, seed_of(prompt), time.perf_counter() - started,
                            rendered.graph_seconds, **(peak.fields if runner.kind != "server" else {}))
             for path in entry["outputs"]:
                 log.info("job %s wrote %s", job.key, path)
     finally:
         progress.close()
     return failed
-
-
-def _seed(prompt):
-    found = jobs.seeds(prompt)
-    return next(iter(found.values())) if len(set(found.values())) == 1 else (found or None)
 
 
 def sweep_jobs(args, workflow, base, catalog):

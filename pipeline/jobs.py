@@ -8,12 +8,15 @@ import copy
 import csv
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import workflow_api
+
+log = logging.getLogger("animatelcm.render")
 
 SEED_INPUTS = ("seed", "noise_seed")
 PREVIEW = (8, 128)  # frames, pixels of --preview: a quick look, about two minutes on a laptop CPU
@@ -353,3 +356,23 @@ class Manifest:
         finally:  # a failed replace, or Ctrl-C between the two steps, leaves no half-made file
             with contextlib.suppress(OSError):
                 partial.unlink()
+
+
+def prepare(workflow, base, job, catalog):
+    """The job's API prompt: the workflow with the command's overrides, then the job's own."""
+    return apply_overrides(workflow, {**base, **job.overrides}, catalog)
+
+
+def seed_of(prompt):
+    """The prompt's seed: one number when every seed widget agrees, else {node: seed} (None without any)."""
+    found = seeds(prompt)
+    return next(iter(found.values())) if len(set(found.values())) == 1 else (found or None)
+
+
+def record(manifest, job, status, *details, **more):
+    """manifest.record; a manifest that cannot be written is said, with the outputs, and the batch goes on."""
+    try:
+        return manifest.record(job, status, *details, **more)
+    except ManifestNotWritten as error:
+        log.error("!! %s", error)
+        return manifest.data["jobs"][job.key]

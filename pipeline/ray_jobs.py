@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 from . import jobs
+from .jobs import prepare, record, seed_of
+from .progress import Progress
 from .render import pipeline_module, start_comfyui
 from .server_client import write_unique
 
@@ -91,7 +93,6 @@ class RayRunner:
         return self.actor_class.remote(*self.boot)
 
     def run_jobs(self, workflow, base, todo, manifest, args):
-        from .cli import Progress, _seed, prepare, record
         ray = self.ray
         progress = Progress(len(todo), args.quiet)
         failed, queue, running = [], collections.deque(), {}
@@ -136,7 +137,7 @@ class RayRunner:
                         result = {"status": "failed", "worker": result["worker"],
                                   "error": f"its outputs could not be written into {self.output_dir} ({error})"}
                 if result["status"] == "done":
-                    record(manifest, job, "done", outputs, _seed(prompt), seconds, result["graph_seconds"],
+                    record(manifest, job, "done", outputs, seed_of(prompt), seconds, result["graph_seconds"],
                            worker=result["worker"], **result.get("measured", {}))
                     for path in outputs:
                         log.info("job %s wrote %s", job.key, path)
