@@ -1,6 +1,7 @@
 """The shipped workflows: valid for this host, converted the way the frontend would queue them.
 (Rendering them, in UI and API format, is tests/test_pipeline.py's job: it goes through the product renderer.)"""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,12 @@ def load(path):
     return json.loads(path.read_text())
 
 
-def test_there_are_workflows():
+def test_every_shipped_workflow_is_in_the_readmes_table_and_every_row_is_shipped():
+    """The README's Workflows table is how users find a graph: it lists exactly the files in workflows/."""
+    readme = (WORKFLOW_DIR.parent / "README.md").read_text()
+    table = readme.split("\n## Workflows", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([^`]+\.json)` \|", table, flags=re.M)
+    assert sorted(rows) == sorted(path.name for path in WORKFLOWS) and len(rows) == len(set(rows))
     assert T2V in WORKFLOWS
 
 
