@@ -2,6 +2,7 @@
 
     python tests/bench_controlnet.py                          # 16,64,256 frames at 128x128, every graph
     python tests/bench_controlnet.py --frames 16,64 --size 256 --only ours
+    python tests/bench_controlnet.py --longest-for ours --longest-for "ours, UNet-level windows"   # 256 frames: two graphs
 
 Each graph runs once per frame count in a ComfyUI server of its own (main.py, fp32 on the CPU, glibc's default heap,
 as a user's server runs), on the tests' full-size random-weight stand-ins (SD1.5 checkpoint, AnimateLCM motion
@@ -134,6 +135,8 @@ def main():
     parser.add_argument("--frames", default="16,64,256", help="frame counts (default 16,64,256)")
     parser.add_argument("--size", type=int, default=128, help="frame size in pixels (default 128)")
     parser.add_argument("--only", action="append", metavar="GRAPH", help=f"graphs to run (repeatable): {GRAPHS}")
+    parser.add_argument("--longest-for", action="append", metavar="GRAPH",
+                        help="only these graphs run at the largest frame count (repeatable; default: every graph)")
     parser.add_argument("--ade", default=os.environ.get("ALCM_ADE_PATH", str(bench_vs_ade.DEFAULT_ADE)))
     parser.add_argument("--acn", default=os.environ.get("ALCM_ACN_PATH", str(DEFAULT_ACN)))
     args = parser.parse_args()
@@ -158,6 +161,8 @@ def main():
     for frames in frame_counts:  # every graph at a frame count before the next count: the longest runs come last
         for kind in kinds:
             if kind == "ADE + core ControlNet" and frames != ade_core_frames:
+                continue
+            if frames == max(frame_counts) and args.longest_for and kind not in args.longest_for:
                 continue
             peak, seconds, error = run_fresh(host.comfyui_path, kind, frames, args.size, ade, acn)
             results[(kind, frames)] = (peak, seconds, error)
