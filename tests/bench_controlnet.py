@@ -142,9 +142,9 @@ def main():
     args = parser.parse_args()
     frame_counts = [int(f) for f in args.frames.split(",")]
     kinds = args.only or GRAPHS
-    unknown = set(kinds) - set(GRAPHS)
+    unknown = (set(kinds) | set(args.longest_for or ())) - set(GRAPHS)
     if unknown:
-        raise SystemExit(f"--only: no graph named {', '.join(map(repr, sorted(unknown)))}; the graphs: {GRAPHS}")
+        raise SystemExit(f"--only/--longest-for: no graph named {', '.join(map(repr, sorted(unknown)))}; the graphs: {GRAPHS}")
     ade, acn = Path(args.ade).expanduser(), Path(args.acn).expanduser()
     if not (ade / "__init__.py").is_file():
         print(f"!! No AnimateDiff-Evolved at {ade}: its graphs are left out (see --help)", flush=True)
