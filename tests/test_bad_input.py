@@ -1,5 +1,7 @@
 """Bad input, as a careless or hostile user sends it through ComfyUI's executor, ends in a clear
 refusal that names the file or input and the fix, or in a correct result (issue 15)."""
+import importlib
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -222,13 +224,16 @@ class SweepGraph:
 
 @pytest.fixture(scope="module")
 def sweep_files(host):
-    """An SD1.5 LoRA, a motion module and a motion LoRA in their folders, for the list inputs of the swept nodes."""
+    """An SD1.5 LoRA, a motion module, a motion LoRA and a SparseCtrl in their folders, for the swept nodes' lists."""
     from fixture_motion import motion_lora_state_dict, motion_state_dict, save_safetensors
     write_lora(host, SWEEP_FILE_PREFIX + "style_lora.safetensors", kohya_lora(rank=4, channels=(320, 320, 320)))
     save_safetensors(motion_state_dict("animatelcm_t2v", (32, 64, 128, 128)),
                      host.models_dir("animatediff_models") / (SWEEP_FILE_PREFIX + "motion_module.safetensors"))
     save_safetensors(motion_lora_state_dict((32, 64, 128, 128)),
                      host.models_dir("animatediff_motion_lora") / (SWEEP_FILE_PREFIX + "motion_lora.safetensors"))
+    sparsectrl = importlib.import_module(host.pack.__name__ + ".pipeline.random_sparsectrl")
+    save_safetensors(sparsectrl.sparsectrl_state_dict("scribble", (32, 64, 128, 128), seed=1, dtype=torch.float32),
+                     host.models_dir("controlnet") / (SWEEP_FILE_PREFIX + "sparsectrl_scribble.safetensors"))
 
 
 @pytest.fixture(scope="module")

@@ -275,7 +275,7 @@ def test_a_bar_cut_short_by_ctrl_c_is_collected_without_a_traceback(pipeline, mo
     import gc
 
     from tqdm import tqdm
-    bar_class = pipeline("cli").bar_class()
+    bar_class = pipeline("progress").bar_class()
 
     def interrupted(*_):
         raise KeyboardInterrupt
@@ -326,7 +326,7 @@ def test_progress_rates_start_at_the_first_step(pipeline):
         def isatty(self):
             return True
     terminal = Terminal()
-    progress = pipeline("cli").Progress(1, quiet=False, stream=terminal)
+    progress = pipeline("progress").Progress(1, quiet=False, stream=terminal)
     progress.start("a", {"7": "AnimateLCM Sampler"})
     progress.node("7")
     time.sleep(0.3)  # the model loads
