@@ -75,6 +75,7 @@ def _stopped(stop, runner, manifest, job_list):
     # an event loop the stop cut short (ComfyUI's executor runs one) reports its task's KeyboardInterrupt,
     # with a traceback, when the task is collected: the stop is said here instead
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    sys.unraisablehook = quiet_about_cut_short_event_loops(sys.unraisablehook)
     if hasattr(runner, "withdraw"):
         runner.withdraw()
     signum = getattr(stop, "signum", signal.SIGINT)  # a plain KeyboardInterrupt is Ctrl-C
@@ -83,6 +84,16 @@ def _stopped(stop, runner, manifest, job_list):
             if manifest.path and not manifest.unwritten else "")
     print(f"!! stopped ({signal.Signals(signum).name}): {done} of {len(job_list)} jobs done{kept}", file=sys.stderr)
     return 128 + signum
+
+
+def quiet_about_cut_short_event_loops(hook):
+    """`hook`, but silent about an event loop whose collection fails because the stop cut it short (its
+    `__del__` closes it, and a loop a signal left half-run can fail there: "Exception ignored in
+    BaseEventLoop.__del__" and a traceback under the "stopped" line). Set by the renderer once it is stopping."""
+    def quiet(unraisable):
+        if getattr(unraisable.object, "__qualname__", "") != "BaseEventLoop.__del__":
+            hook(unraisable)
+    return quiet
 
 
 def run_serial(runner, workflow, base, todo, manifest, args):

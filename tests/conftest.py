@@ -54,6 +54,7 @@ def pytest_collection_modifyitems(config, items):
     2024 host ships an older in-tree frontend, so they are deselected there, and said so. The run
     that must include them (tests/run.sh's 0.3.75 phase sets ALCM_BROWSER=required) fails instead."""
     host = getattr(config, "_alcm_host", None)
+    _renderer_renders_where_the_browser_does_not(config, items)
     browser = [item for item in items if "browser" in item.keywords]
     if host is None or not browser or comfy_host.serves_frontend_package(host):
         return
@@ -63,6 +64,27 @@ def pytest_collection_modifyitems(config, items):
     config.hook.pytest_deselected(items=browser)
     items[:] = [item for item in items if item not in browser]
     config._alcm_notes.append(f"{len(browser)} browser tests deselected: {reason}")
+
+
+# The phase that runs the browser test (ALCM_BROWSER=required) renders every shipped workflow through its
+# server's executor there (test_browser.py, pinned frontend); the renderer renders every workflow in the other
+# phase, and these here too (one per model family and input kind), which keeps CI under its 30 minutes.
+RENDERER_IN_THE_BROWSER_PHASE = {"animatelcm_t2v.json", "animatelcm_i2v.json", "animatelcm_svd_xt_i2v.json",
+                                 "animatelcm_controlnet_v2v.json", "animatelcm_keyframes_long.json",
+                                 "animatelcm_hires_v2v.json"}
+RENDER_TEST = "test_shipped_workflows_render_and_ui_and_api_format_give_the_same_video["
+
+
+def _renderer_renders_where_the_browser_does_not(config, items):
+    if os.environ.get("ALCM_BROWSER") != "required":
+        return
+    left = [item for item in items if RENDER_TEST in item.nodeid
+            and item.nodeid.split("[", 1)[1].rstrip("]") not in RENDERER_IN_THE_BROWSER_PHASE]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = [item for item in items if item not in left]
+        config._alcm_notes.append(f"{len(left)} renderer renders of shipped workflows deselected: the browser test "
+                                  "renders them through this host's server, the renderer in the other phase")
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -237,9 +237,15 @@ def _saved_file(server, output):
 ON_THE_PINNED_SERVER = pytest.mark.parametrize("frontend", ["pinned"], indirect=True, scope="module")
 
 
+# The newest frontend renders these (one per way a graph saves: IMAGE, streamed latents, image-to-video, an
+# uploaded video); every other workflow it opens and converts. The server side of a render is the same whatever
+# the frontend, and the pinned frontend renders every workflow: this keeps CI under its 30 minutes.
+NEWEST_RENDERS = {"animatelcm_t2v", "animatelcm_long_t2v", "animatelcm_i2v", "animatelcm_controlnet_v2v"}
+
+
 @pytest.mark.parametrize("frontend", ["pinned", "newest"], indirect=True, scope="module")
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
-def test_workflow_opens_converts_runs_and_previews(page, server, workflow_api, path):
+def test_workflow_opens_converts_runs_and_previews(page, server, frontend, workflow_api, path):
     workflow = json.loads(path.read_text())
     page.open_file(path, len(workflow["nodes"]))
     page.screenshot(f"{path.stem}-loaded")
@@ -256,6 +262,8 @@ def test_workflow_opens_converts_runs_and_previews(page, server, workflow_api, p
             assert node["inputs"].pop(VIDEO_PREVIEW_WIDGET, "") == ""
     differing = {i: (ours.get(i), theirs.get(i)) for i in set(ours) | set(theirs) if ours.get(i) != theirs.get(i)}
     assert not differing, "node: [the pack's conversion, the frontend's]\n" + json.dumps(differing, sort_keys=True)
+    if frontend[0] is not None and path.stem not in NEWEST_RENDERS:  # the newest frontend: opened and converted
+        return
 
     page.set_widgets({**SMALL, **SMALL_FOR.get(path.name, {})})
     queued = page.frontend_prompt()

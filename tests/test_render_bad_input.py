@@ -424,3 +424,18 @@ def test_sigterm_in_server_mode_deletes_its_queued_prompt_and_leaves_others_alon
     finally:
         post(url, "/interrupt", {})
         wait_for(lambda: server_queue(url) == ([], []), "the server's queue to empty", timeout=60)
+
+
+def test_an_event_loop_cut_short_by_ctrl_c_is_collected_without_a_traceback(pipeline):
+    """Once stopping, the renderer says nothing of an event loop (ComfyUI's executor runs them) whose collection
+    fails because the signal cut it short; every other unraisable exception is still reported."""
+    import asyncio
+    import types
+    reported = []
+    quiet = pipeline("cli").quiet_about_cut_short_event_loops(reported.append)
+    loop_collected = types.SimpleNamespace(object=asyncio.BaseEventLoop.__del__, exc_value=KeyboardInterrupt())
+    other = types.SimpleNamespace(object=test_an_event_loop_cut_short_by_ctrl_c_is_collected_without_a_traceback,
+                                  exc_value=RuntimeError())
+    quiet(loop_collected)
+    quiet(other)
+    assert reported == [other]
