@@ -9,12 +9,14 @@ Which ComfyUI:
 A host that cannot start is an error, never a skip.
 """
 import asyncio
+import atexit
 import ctypes
 import gc
 import importlib.util
 import inspect
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -247,6 +249,11 @@ def _forget_file_lists():
 _HOST = None
 
 
+def _remove_at_exit(work_dir, pid):
+    if os.getpid() == pid:  # not in a forked child that inherited the handler
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
 def start():
     """Start the host once per process and load the pack into it as a custom node."""
     global _HOST
@@ -268,6 +275,7 @@ def start():
     import nodes
 
     work_dir = Path(tempfile.mkdtemp(prefix="alcm-host-"))
+    atexit.register(_remove_at_exit, work_dir, os.getpid())  # its stand-in models take 2 GB: runs would pile up
     for kind, setter in (("output", folder_paths.set_output_directory), ("input", folder_paths.set_input_directory),
                          ("temp", folder_paths.set_temp_directory)):
         (work_dir / kind).mkdir()

@@ -69,9 +69,8 @@ def pytest_collection_modifyitems(config, items):
 # The phase that runs the browser test (ALCM_BROWSER=required) renders every shipped workflow through its
 # server's executor there (test_browser.py, pinned frontend); the renderer renders every workflow in the other
 # phase, and these here too (one per model family and input kind), which keeps CI under its 30 minutes.
-RENDERER_IN_THE_BROWSER_PHASE = {"animatelcm_t2v.json", "animatelcm_i2v.json", "animatelcm_svd_xt_i2v.json",
-                                 "animatelcm_controlnet_v2v.json", "animatelcm_keyframes_long.json",
-                                 "animatelcm_hires_v2v.json"}
+RENDERER_IN_THE_BROWSER_PHASE = {"animatelcm_t2v.json", "animatelcm_svd_xt_i2v.json", "animatelcm_controlnet_v2v.json",
+                                 "animatelcm_keyframes_long.json"}
 RENDER_TEST = "test_shipped_workflows_render_and_ui_and_api_format_give_the_same_video["
 
 

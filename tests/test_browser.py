@@ -237,10 +237,10 @@ def _saved_file(server, output):
 ON_THE_PINNED_SERVER = pytest.mark.parametrize("frontend", ["pinned"], indirect=True, scope="module")
 
 
-# The newest frontend renders these (one per way a graph saves: IMAGE, streamed latents, image-to-video, an
-# uploaded video); every other workflow it opens and converts. The server side of a render is the same whatever
+# The newest frontend renders these (one per way a graph saves: IMAGE, streamed latents, and an uploaded
+# video); every other workflow it opens and converts. The server side of a render is the same whatever
 # the frontend, and the pinned frontend renders every workflow: this keeps CI under its 30 minutes.
-NEWEST_RENDERS = {"animatelcm_t2v", "animatelcm_long_t2v", "animatelcm_i2v", "animatelcm_controlnet_v2v"}
+NEWEST_RENDERS = {"animatelcm_t2v", "animatelcm_long_t2v", "animatelcm_controlnet_v2v"}
 
 
 @pytest.mark.parametrize("frontend", ["pinned", "newest"], indirect=True, scope="module")
