@@ -16,11 +16,10 @@ Checked against diffusers 0.31's SparseControlNetModel (which loads the released
 has renamed the temporal layers): the same keys and shapes, 486 tensors (RGB) and 500 (scribble), 497 M parameters
 (the 1.99 GB of the released fp32 files). Nothing here is a trained model.
 """
-import math
 
 import torch
 
-from .random_weights import TEXT_WIDTH, UNET_CHANNELS, motion_layer, random_tensor
+from .random_weights import TEXT_WIDTH, UNET_CHANNELS, motion_layer, position_table, random_tensor
 
 KINDS = {"rgb": 4, "scribble": 3}  # condition channels, before the mask the official code concatenates
 EMBEDDING_WIDTHS = (16, 32, 96, 256)  # conditioning_embedding_out_channels
@@ -116,14 +115,6 @@ def sparsectrl_shapes(kind, channels=UNET_CHANNELS, context=TEXT_WIDTH, pe_frame
     return s
 
 
-def _sinusoid(frames, c):
-    position = torch.arange(frames, dtype=torch.float32).unsqueeze(1)
-    div = torch.exp(torch.arange(0, c, 2, dtype=torch.float32) * (-math.log(10000.0) / c))
-    pe = torch.zeros(1, frames, c)
-    pe[0, :, 0::2], pe[0, :, 1::2] = torch.sin(position * div), torch.cos(position * div)
-    return pe
-
-
 def sparsectrl_state_dict(kind, channels=UNET_CHANNELS, seed=0, dtype=torch.float16, context=TEXT_WIDTH):
     """A random SparseCtrl of `kind` in the released layout: the spatial weights scaled as the SD1.5 stand-in's
     (random_weights.random_tensor), the motion modules' as the motion-module stand-in's, the stored position
@@ -143,5 +134,5 @@ def sparsectrl_state_dict(kind, channels=UNET_CHANNELS, seed=0, dtype=torch.floa
                 if ".attention_blocks.1." not in name and ".norms.1." not in name:  # one attention, one norm
                     out[prefix + name] = value
             out[prefix + "temporal_transformer.transformer_blocks.0.attention_blocks.0.pos_encoder.pe"] = \
-                _sinusoid(PE_FRAMES, c)
+                position_table(PE_FRAMES, c)
     return {k: v.to(dtype) for k, v in out.items()}
