@@ -1,10 +1,13 @@
-"""Node classes of the pack, gathered for ComfyUI. Each module lists its own nodes.
+"""Node classes of the pack, gathered for ComfyUI: each module's declared nodes (nodes/declare.py) registered by
+their ids and display names.
 
 A module whose third-party library is missing (a ComfyUI without OpenCV or PyAV) is left out
 with a message naming the pip package to install; the other modules' nodes still load.
 """
 import importlib
 import logging
+
+from .declare import nodes_of
 
 log = logging.getLogger(__name__)
 
@@ -41,5 +44,8 @@ for _name, _nodes in NODE_MODULES.items():
                   "into the Python that runs ComfyUI (`python -m pip install %s`, or the pack's requirements.txt) "
                   "and restart ComfyUI.", _nodes, _pip, _pip)
         continue
-    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
-    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
+    for _node in nodes_of(_module):
+        if _node.NODE_ID in NODE_CLASS_MAPPINGS:
+            raise RuntimeError(f"two nodes declare the id {_node.NODE_ID}")
+        NODE_CLASS_MAPPINGS[_node.NODE_ID] = _node
+        NODE_DISPLAY_NAME_MAPPINGS[_node.NODE_ID] = _node.DISPLAY_NAME

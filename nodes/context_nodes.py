@@ -1,8 +1,14 @@
 """Long-video nodes: context windows (with FreeNoise), and frame positions past the motion module's encoding."""
-from ..motion.context_windows import CONTEXT_KEY, FUSE_METHODS, SCHEDULES, ContextOptions
+from ..motion.context_windows import (
+    CONTEXT_KEY,
+    FUSE_METHODS,
+    SCHEDULES,
+    ContextOptions,
+)
 from ..motion.frame_positions import MODES, POSITIONS_KEY
 from ..motion.windowed_conditioning import add_conditioning_windows
 from ..svd.schedule import is_svd_model
+from .declare import Node, Output
 
 
 def _with_transformer_option(model, key, value):
@@ -14,7 +20,11 @@ def _with_transformer_option(model, key, value):
     return patched
 
 
-class ContextWindows:
+class ContextWindows(Node):
+    NODE_ID = "ALCM_ContextWindows"
+    DISPLAY_NAME = "Context Windows (AnimateLCM)"
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -44,10 +54,10 @@ class ContextWindows:
                                       "scene. Off: independent noise per frame (more change over time)."}),
         }}
 
-    RETURN_TYPES = ("MODEL",)
-    OUTPUT_TOOLTIPS = ("The MODEL, sampling any number of frames in windows: connect it to the AnimateLCM Sampler.",)
+    OUTPUTS = (
+        Output("MODEL", None, "The MODEL, sampling any number of frames in windows: connect it to the AnimateLCM Sampler."),
+    )
     FUNCTION = "apply"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Long videos at flat memory: the motion module runs on overlapping windows of context_length "
                    "frames, averaged per frame; ControlNets run window by window on each window's hint frames, and "
                    "IP-Adapter image batches give each frame its own image. Put it between 'Apply Motion Module' "
@@ -73,7 +83,11 @@ class ContextWindows:
         return (windowed,)
 
 
-class ExtendFramePositions:
+class ExtendFramePositions(Node):
+    NODE_ID = "ALCM_ExtendFramePositions"
+    DISPLAY_NAME = "Extend Frame Positions (AnimateLCM)"
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -85,10 +99,10 @@ class ExtendFramePositions:
                                         "Context Windows is usually the better way to long videos."}),
         }}
 
-    RETURN_TYPES = ("MODEL",)
-    OUTPUT_TOOLTIPS = ("The MODEL, accepting more frames than its motion module's position encoding covers.",)
+    OUTPUTS = (
+        Output("MODEL", None, "The MODEL, accepting more frames than its motion module's position encoding covers."),
+    )
     FUNCTION = "apply"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Lets the motion module take more frames than its position encoding covers (64 for AnimateLCM, "
                    "24/32 for AnimateDiff) by extrapolating or interpolating frame positions.")
 
@@ -96,13 +110,3 @@ class ExtendFramePositions:
         if positions not in MODES:
             raise ValueError(f"positions must be one of {', '.join(MODES)}, not '{positions}'.")
         return (_with_transformer_option(model, POSITIONS_KEY, positions),)
-
-
-NODE_CLASS_MAPPINGS = {
-    "ALCM_ContextWindows": ContextWindows,
-    "ALCM_ExtendFramePositions": ExtendFramePositions,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "ALCM_ContextWindows": "Context Windows (AnimateLCM)",
-    "ALCM_ExtendFramePositions": "Extend Frame Positions (AnimateLCM)",
-}

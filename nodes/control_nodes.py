@@ -3,9 +3,14 @@ import comfy.model_management
 import comfy.utils
 
 from ..control.preprocess import canny_edges
+from .declare import Node, Output
 
 
-class CannyEdges:
+class CannyEdges(Node):
+    NODE_ID = "ALCM_CannyEdges"
+    DISPLAY_NAME = "Canny Edges (AnimateLCM)"
+    CATEGORY = "AnimateLCM/control"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -20,12 +25,11 @@ class CannyEdges:
                                        "low_threshold."}),
         }}
 
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("edges",)
-    OUTPUT_TOOLTIPS = ("White edges on black, one picture per frame: connect it to Apply ControlNet's image, with a "
-                       "Canny ControlNet.",)
+    OUTPUTS = (
+        Output("IMAGE", "edges", "White edges on black, one picture per frame: connect it to Apply ControlNet's image, with a "
+                                 "Canny ControlNet."),
+    )
     FUNCTION = "detect"
-    CATEGORY = "AnimateLCM/control"
     DESCRIPTION = ("Canny edges of every frame, exactly as ControlNet 1.1's own annotator finds them (OpenCV, on the "
                    "8-bit frame), one frame at a time: a long video needs no more working memory than one frame, "
                    "and no extra library (ComfyUI's own Canny needs kornia and runs every frame at once).")
@@ -43,7 +47,3 @@ class CannyEdges:
             comfy.model_management.throw_exception_if_processing_interrupted()
             bar.update_absolute(done, total)
         return (canny_edges(images, low_threshold, high_threshold, progress),)
-
-
-NODE_CLASS_MAPPINGS = {"ALCM_CannyEdges": CannyEdges}
-NODE_DISPLAY_NAME_MAPPINGS = {"ALCM_CannyEdges": "Canny Edges (AnimateLCM)"}

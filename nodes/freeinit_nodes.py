@@ -1,12 +1,17 @@
 """FreeInit options for the AnimateLCM Sampler."""
 from ..samplers.freeinit import FILTERS, FreeInit
+from .declare import Node, Output
 from .inputs import require_finite
 
 STOP_TOOLTIP = ("Normalised stop frequency (0-1) of the low-pass filter over {}: below it the previous pass is kept, "
                 "above it fresh noise is drawn. 0.25 is the FreeInit default; lower keeps less of the previous pass.")
 
 
-class FreeInitOptions:
+class FreeInitOptions(Node):
+    NODE_ID = "ALCM_FreeInitOptions"
+    DISPLAY_NAME = "FreeInit Options (AnimateLCM)"
+    CATEGORY = "AnimateLCM/sampling"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -25,18 +30,13 @@ class FreeInitOptions:
                                                      "lower more softly (like gaussian)."}),
         }}
 
-    RETURN_TYPES = ("FREEINIT",)
-    RETURN_NAMES = ("freeinit",)
-    OUTPUT_TOOLTIPS = ("Connect to the AnimateLCM Sampler's freeinit input.",)
+    OUTPUTS = (
+        Output("FREEINIT", "freeinit", "Connect to the AnimateLCM Sampler's freeinit input."),
+    )
     FUNCTION = "options"
-    CATEGORY = "AnimateLCM/sampling"
     DESCRIPTION = ("FreeInit (more consistent motion): the sampler runs several passes, each starting from noise that "
                    "keeps the low spatio-temporal frequencies of the previous pass's video. Text-to-video (denoise 1).")
 
     def options(self, iterations, filter, spatial_stop, temporal_stop, butterworth_order):
-        require_finite("FreeInit Options (AnimateLCM)", spatial_stop=spatial_stop, temporal_stop=temporal_stop)
+        require_finite(self.DISPLAY_NAME, spatial_stop=spatial_stop, temporal_stop=temporal_stop)
         return (FreeInit(iterations, filter, spatial_stop, temporal_stop, butterworth_order),)
-
-
-NODE_CLASS_MAPPINGS = {"ALCM_FreeInitOptions": FreeInitOptions}
-NODE_DISPLAY_NAME_MAPPINGS = {"ALCM_FreeInitOptions": "FreeInit Options (AnimateLCM)"}

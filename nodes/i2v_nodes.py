@@ -5,10 +5,15 @@ import comfy.model_management
 import comfy.utils
 import torch
 
-from ..motion.image_injection import add_image_conditioning, is_animated, require_image_encoder
+from ..motion.image_injection import (
+    add_image_conditioning,
+    is_animated,
+    require_image_encoder,
+)
 from ..motion.injection import animate
 from ..video.color_match import match_colors
 from ..video.start_image import start_frames
+from .declare import Node, Output
 from .inputs import require_finite
 
 log = logging.getLogger(__name__)
@@ -26,7 +31,11 @@ def require_multiple_of_8(**sizes):
                              f"use {nearest}.")
 
 
-class ImageToVideo:
+class ImageToVideo(Node):
+    NODE_ID = "ALCM_ImageToVideo"
+    DISPLAY_NAME = NODE
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -53,13 +62,12 @@ class ImageToVideo:
                                                        "the image encoder). Its size sets the video's size."}),
         }}
 
-    RETURN_TYPES = ("MODEL", "LATENT")
-    RETURN_NAMES = ("model", "latent")
-    OUTPUT_TOOLTIPS = ("The MODEL that animates the image: sample it with the AnimateLCM Sampler (it picks the I2V "
-                       "schedule itself; cfg 1, 4 steps recommended).",
-                       "An empty video latent of the right size and length: the video starts from pure noise.")
+    OUTPUTS = (
+        Output("MODEL", "model", "The MODEL that animates the image: sample it with the AnimateLCM Sampler (it picks the I2V "
+                                 "schedule itself; cfg 1, 4 steps recommended)."),
+        Output("LATENT", "latent", "An empty video latent of the right size and length: the video starts from pure noise."),
+    )
     FUNCTION = "apply"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("AnimateLCM-I2V: animates a still image in 2-4 steps. The image enters only through the motion "
                    "module's image encoder, whose features are added to the UNet's four down levels.")
 
@@ -92,7 +100,11 @@ class ImageToVideo:
         return (conditioned, {"samples": latent})
 
 
-class MatchColors:
+class MatchColors(Node):
+    NODE_ID = "ALCM_MatchColors"
+    DISPLAY_NAME = "Match Colors to Image (AnimateLCM)"
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -103,28 +115,18 @@ class MatchColors:
                                    "tooltip": "1 = AnimateLCM-I2V's own colour match; 0 = the frames unchanged."}),
         }}
 
-    RETURN_TYPES = ("IMAGE",)
-    OUTPUT_TOOLTIPS = ("The frames with the start image's hue, saturation and brightness.",)
+    OUTPUTS = (
+        Output("IMAGE", None, "The frames with the start image's hue, saturation and brightness."),
+    )
     FUNCTION = "match"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("AnimateLCM-I2V's colour match: shifts each frame's mean saturation and brightness (and 3% of the "
                    "hue difference) to the start image's, in OpenCV's 8-bit HSV, so the video keeps the image's colours.")
 
     def match(self, images, image, strength):
-        require_finite("Match Colors to Image (AnimateLCM)", strength=strength)
+        require_finite(self.DISPLAY_NAME, strength=strength)
         progress = comfy.utils.ProgressBar(images.shape[0])
 
         def on_frame():
             comfy.model_management.throw_exception_if_processing_interrupted()
             progress.update(1)
         return (match_colors(images, image, strength, on_frame),)
-
-
-NODE_CLASS_MAPPINGS = {
-    "ALCM_ImageToVideo": ImageToVideo,
-    "ALCM_MatchColors": MatchColors,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "ALCM_ImageToVideo": "AnimateLCM Image to Video",
-    "ALCM_MatchColors": "Match Colors to Image (AnimateLCM)",
-}

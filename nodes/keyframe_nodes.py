@@ -7,13 +7,18 @@ from ..control.keyframe_control import SparseCtrlKeyframes, on_both_prompts
 from ..control.keyframes import INPUT, NODE, parse_frames
 from ..control.sparsectrl import RGB, load_sparsectrl
 from ..weights.model_folders import full_path
+from .declare import Node, Output
 from .inputs import require_finite
 
 log = logging.getLogger(__name__)
 CONTROLNETS = "controlnet"  # ComfyUI's folder, where Advanced-ControlNet users keep their SparseCtrl files too
 
 
-class LoadSparseCtrl:
+class LoadSparseCtrl(Node):
+    NODE_ID = "ALCM_LoadSparseCtrl"
+    DISPLAY_NAME = "Load SparseCtrl (AnimateLCM)"
+    CATEGORY = "AnimateLCM/control"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -23,11 +28,10 @@ class LoadSparseCtrl:
                            "guoyww/animatediff; the same weights saved as .safetensors work too."}),
         }}
 
-    RETURN_TYPES = ("SPARSECTRL",)
-    RETURN_NAMES = ("sparsectrl",)
-    OUTPUT_TOOLTIPS = ("The SparseCtrl, ready for 'Apply SparseCtrl Keyframes'.",)
+    OUTPUTS = (
+        Output("SPARSECTRL", "sparsectrl", "The SparseCtrl, ready for 'Apply SparseCtrl Keyframes'."),
+    )
     FUNCTION = "load"
-    CATEGORY = "AnimateLCM/control"
     DESCRIPTION = ("Loads AnimateDiff v3's SparseCtrl (RGB or scribble): a ControlNet with its own temporal layers that "
                    "steers a video from a few keyframes. Refuses plain ControlNets, motion modules and damaged files, "
                    "saying what the file is.")
@@ -38,7 +42,11 @@ class LoadSparseCtrl:
         return (sparsectrl,)
 
 
-class ApplySparseCtrlKeyframes:
+class ApplySparseCtrlKeyframes(Node):
+    NODE_ID = "ALCM_ApplySparseCtrlKeyframes"
+    DISPLAY_NAME = NODE
+    CATEGORY = "AnimateLCM/control"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -69,12 +77,11 @@ class ApplySparseCtrlKeyframes:
                                        "keyframes' latents (encoded once per run at the video's size)."}),
         }}
 
-    RETURN_TYPES = ("CONDITIONING", "CONDITIONING")
-    RETURN_NAMES = ("positive", "negative")
-    OUTPUT_TOOLTIPS = ("The prompt with the keyframes: connect it to the sampler's positive.",
-                       "The negative prompt with the keyframes: connect it to the sampler's negative.")
+    OUTPUTS = (
+        Output("CONDITIONING", "positive", "The prompt with the keyframes: connect it to the sampler's positive."),
+        Output("CONDITIONING", "negative", "The negative prompt with the keyframes: connect it to the sampler's negative."),
+    )
     FUNCTION = "apply"
-    CATEGORY = "AnimateLCM/control"
     DESCRIPTION = ("Keyframes with SparseCtrl: 'this picture at frame 0, that one at the last frame, animate between "
                    "them'. Frames without a keyframe get SparseCtrl's empty condition, as in the official code. Under "
                    "Context Windows each window gets the keyframes that fall inside it; a window with none is left "
@@ -97,13 +104,3 @@ class ApplySparseCtrlKeyframes:
         control = SparseCtrlKeyframes(sparsectrl, images, frames, vae if sparsectrl.kind == RGB else None)
         control.strength, control.timestep_percent_range = strength, (start_percent, end_percent)
         return on_both_prompts(control, positive, negative)
-
-
-NODE_CLASS_MAPPINGS = {
-    "ALCM_LoadSparseCtrl": LoadSparseCtrl,
-    "ALCM_ApplySparseCtrlKeyframes": ApplySparseCtrlKeyframes,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "ALCM_LoadSparseCtrl": "Load SparseCtrl (AnimateLCM)",
-    "ALCM_ApplySparseCtrlKeyframes": NODE,
-}

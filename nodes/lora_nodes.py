@@ -4,6 +4,7 @@ import folder_paths
 from ..lora.apply import apply_lora, apply_spatial_lora
 from ..weights.files import read_state_dict
 from ..weights.model_folders import full_path
+from .declare import Node, Output
 from .inputs import require_finite
 
 STACK_SIZE = 5
@@ -15,7 +16,11 @@ def _apply(model, clip, name, strength_model, strength_clip):
     return apply_lora(model, clip, read_state_dict(full_path("loras", name)), name, strength_model, strength_clip)
 
 
-class LoadStyleLoRA:
+class LoadStyleLoRA(Node):
+    NODE_ID = "ALCM_LoadStyleLoRA"
+    DISPLAY_NAME = "Load Style LoRA (AnimateLCM)"
+    CATEGORY = "AnimateLCM/LoRA"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -31,20 +36,25 @@ class LoadStyleLoRA:
                                         "tooltip": "Strength on the text encoder."}),
         }}
 
-    RETURN_TYPES = ("MODEL", "CLIP", "STRING")
-    RETURN_NAMES = ("model", "clip", "report")
-    OUTPUT_TOOLTIPS = ("The styled MODEL.", "The styled CLIP.", "How many layers of the file were patched.")
+    OUTPUTS = (
+        Output("MODEL", "model", "The styled MODEL."),
+        Output("CLIP", "clip", "The styled CLIP."),
+        Output("STRING", "report", "How many layers of the file were patched."),
+    )
     FUNCTION = "load"
-    CATEGORY = "AnimateLCM/LoRA"
     DESCRIPTION = "Applies a style LoRA (trained on your images) to the image layers and text encoder. Chain several."
 
     def load(self, model, clip, lora_name, strength_model, strength_clip):
-        require_finite("Load Style LoRA (AnimateLCM)", strength_model=strength_model, strength_clip=strength_clip)
+        require_finite(self.DISPLAY_NAME, strength_model=strength_model, strength_clip=strength_clip)
         model, clip, report = _apply(model, clip, lora_name, strength_model, strength_clip)
         return (model, clip, str(report))
 
 
-class StyleLoRAStack:
+class StyleLoRAStack(Node):
+    NODE_ID = "ALCM_StyleLoRAStack"
+    DISPLAY_NAME = "Style LoRA Stack (AnimateLCM)"
+    CATEGORY = "AnimateLCM/LoRA"
+
     @classmethod
     def INPUT_TYPES(cls):
         names = [NONE] + folder_paths.get_filename_list("loras")
@@ -56,14 +66,16 @@ class StyleLoRAStack:
                                                    "tooltip": f"Strength of LoRA {i} on image layers and text encoder."})
         return {"required": required}
 
-    RETURN_TYPES = ("MODEL", "CLIP", "STRING")
-    RETURN_NAMES = ("model", "clip", "report")
+    OUTPUTS = (
+        Output("MODEL", "model", "The MODEL with every LoRA of the stack applied, in order."),
+        Output("CLIP", "clip", "The CLIP with every LoRA of the stack applied."),
+        Output("STRING", "report", "How many layers each file patched, one line per LoRA."),
+    )
     FUNCTION = "load"
-    CATEGORY = "AnimateLCM/LoRA"
     DESCRIPTION = f"Up to {STACK_SIZE} style LoRAs in one node, applied in order; None slots are skipped."
 
     def load(self, model, clip, **slots):
-        require_finite("Style LoRA Stack (AnimateLCM)",
+        require_finite(self.DISPLAY_NAME,
                        **{f"strength_{i}": slots[f"strength_{i}"] for i in range(1, STACK_SIZE + 1)})
         reports = []
         for i in range(1, STACK_SIZE + 1):
@@ -75,7 +87,11 @@ class StyleLoRAStack:
         return (model, clip, "\n".join(reports) or "no LoRA applied")
 
 
-class LoadAnimateLCMLoRA:
+class LoadAnimateLCMLoRA(Node):
+    NODE_ID = "ALCM_LoadAnimateLCMLoRA"
+    DISPLAY_NAME = "Load AnimateLCM Spatial LoRA"
+    CATEGORY = "AnimateLCM/LoRA"
+
     @classmethod
     def INPUT_TYPES(cls):
         names = folder_paths.get_filename_list("loras")
@@ -93,25 +109,15 @@ class LoadAnimateLCMLoRA:
                 "strong).")}),
         }}
 
-    RETURN_TYPES = ("MODEL", "STRING")
-    RETURN_NAMES = ("model", "report")
+    OUTPUTS = (
+        Output("MODEL", "model", "The MODEL that samples in 4 steps: animate it with 'Apply Motion Module'."),
+        Output("STRING", "report", "How many of the file's layers were patched (image and text encoder), and any "
+                                   "that matched nothing."),
+    )
     FUNCTION = "load"
-    CATEGORY = "AnimateLCM/LoRA"
     DESCRIPTION = "Applies AnimateLCM's spatial LCM LoRA at the official strength, so a personalized model samples in 4 steps."
 
     def load(self, model, lora_name, strength):
-        require_finite("Load AnimateLCM Spatial LoRA", strength=strength)
+        require_finite(self.DISPLAY_NAME, strength=strength)
         model, report = apply_spatial_lora(model, read_state_dict(full_path("loras", lora_name)), lora_name, strength)
         return (model, str(report))
-
-
-NODE_CLASS_MAPPINGS = {
-    "ALCM_LoadStyleLoRA": LoadStyleLoRA,
-    "ALCM_StyleLoRAStack": StyleLoRAStack,
-    "ALCM_LoadAnimateLCMLoRA": LoadAnimateLCMLoRA,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "ALCM_LoadStyleLoRA": "Load Style LoRA (AnimateLCM)",
-    "ALCM_StyleLoRAStack": "Style LoRA Stack (AnimateLCM)",
-    "ALCM_LoadAnimateLCMLoRA": "Load AnimateLCM Spatial LoRA",
-}

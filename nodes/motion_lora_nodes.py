@@ -3,10 +3,15 @@ import folder_paths
 
 from ..motion.motion_lora import apply_motion_lora, load_motion_lora
 from ..weights.model_folders import MOTION_LORAS, full_path
+from .declare import Node, Output
 from .inputs import require_finite
 
 
-class LoadMotionLoRA:
+class LoadMotionLoRA(Node):
+    NODE_ID = "ALCM_LoadMotionLoRA"
+    DISPLAY_NAME = "Load Motion LoRA (AnimateLCM)"
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -20,20 +25,15 @@ class LoadMotionLoRA:
                                               "negative values push the other way."}),
         }}
 
-    RETURN_TYPES = ("MOTION_MODEL", "STRING")
-    RETURN_NAMES = ("motion_module", "report")
-    OUTPUT_TOOLTIPS = ("The motion module with the LoRA merged: connect it to 'Apply Motion Module'.",
-                       "What was merged, and anything left out.")
+    OUTPUTS = (
+        Output("MOTION_MODEL", "motion_module", "The motion module with the LoRA merged: connect it to 'Apply Motion Module'."),
+        Output("STRING", "report", "What was merged, and anything left out."),
+    )
     FUNCTION = "load"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Merges an AnimateDiff motion LoRA (camera moves: zoom, pan, tilt, roll) into a motion module's "
                    "temporal attention. Chain several to combine moves.")
 
     def load(self, motion_module, motion_lora_name, strength):
-        require_finite("Load Motion LoRA (AnimateLCM)", strength=strength)
+        require_finite(self.DISPLAY_NAME, strength=strength)
         lora = load_motion_lora(full_path(MOTION_LORAS, motion_lora_name))
         return apply_motion_lora(motion_module, lora, strength)
-
-
-NODE_CLASS_MAPPINGS = {"ALCM_LoadMotionLoRA": LoadMotionLoRA}
-NODE_DISPLAY_NAME_MAPPINGS = {"ALCM_LoadMotionLoRA": "Load Motion LoRA (AnimateLCM)"}

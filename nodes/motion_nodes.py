@@ -7,13 +7,18 @@ import torch
 from ..motion.injection import animate
 from ..motion.motion_module import load_motion_module
 from ..weights.model_folders import MOTION_MODULES, full_path
+from .declare import Node, Output
 from .inputs import require_finite
 
 log = logging.getLogger(__name__)
 MOTION_PRECISIONS = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class LoadMotionModule:
+class LoadMotionModule(Node):
+    NODE_ID = "ALCM_LoadMotionModule"
+    DISPLAY_NAME = "Load Motion Module (AnimateLCM)"
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -24,11 +29,10 @@ class LoadMotionModule:
                            "MotionAdapter)."}),
         }}
 
-    RETURN_TYPES = ("MOTION_MODEL",)
-    RETURN_NAMES = ("motion_module",)
-    OUTPUT_TOOLTIPS = ("The motion module, ready for 'Apply Motion Module'.",)
+    OUTPUTS = (
+        Output("MOTION_MODEL", "motion_module", "The motion module, ready for 'Apply Motion Module'."),
+    )
     FUNCTION = "load"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Loads an AnimateLCM, AnimateDiff-Lightning or AnimateDiff SD1.5 motion module and recognises its "
                    "kind, frame limit and (Lightning) the step count it was distilled for.")
 
@@ -38,7 +42,11 @@ class LoadMotionModule:
         return (module,)
 
 
-class ApplyMotionModule:
+class ApplyMotionModule(Node):
+    NODE_ID = "ALCM_ApplyMotionModule"
+    DISPLAY_NAME = "Apply Motion Module (AnimateLCM)"
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -58,27 +66,17 @@ class ApplyMotionModule:
                            "(RMS), fp16 by about 0.1%."}),
         }}
 
-    RETURN_TYPES = ("MODEL",)
-    OUTPUT_TOOLTIPS = ("The animated MODEL: each latent in the batch is one frame of the video.",)
+    OUTPUTS = (
+        Output("MODEL", None, "The animated MODEL: each latent in the batch is one frame of the video."),
+    )
     FUNCTION = "apply"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Adds the motion module's temporal layers to an SD1.5 MODEL, so the latent batch is sampled "
                    "as the frames of one video.")
 
     def apply(self, model, motion_module, strength, motion_precision="auto"):
-        require_finite("Apply Motion Module (AnimateLCM)", strength=strength)
+        require_finite(self.DISPLAY_NAME, strength=strength)
         if motion_precision not in MOTION_PRECISIONS:
             raise ValueError(f"motion_precision '{motion_precision}' is not one of {', '.join(MOTION_PRECISIONS)}.")
         if strength == 0:
             return (model.clone(),)
         return (animate(model, motion_module, strength, MOTION_PRECISIONS[motion_precision]),)
-
-
-NODE_CLASS_MAPPINGS = {
-    "ALCM_LoadMotionModule": LoadMotionModule,
-    "ALCM_ApplyMotionModule": ApplyMotionModule,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "ALCM_LoadMotionModule": "Load Motion Module (AnimateLCM)",
-    "ALCM_ApplyMotionModule": "Apply Motion Module (AnimateLCM)",
-}

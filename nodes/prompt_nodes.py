@@ -3,6 +3,7 @@ import logging
 
 from ..prompts.conditioning import schedule_conditioning
 from ..prompts.schedule import INTERPOLATIONS
+from .declare import Node, Output
 
 log = logging.getLogger(__name__)
 NODE = "Prompt Schedule (AnimateLCM)"
@@ -27,7 +28,11 @@ FRAMES_TOOLTIP = (
     "refused; render a longer story in parts with start_frame.")
 
 
-class PromptSchedule:
+class PromptSchedule(Node):
+    NODE_ID = "ALCM_PromptSchedule"
+    DISPLAY_NAME = NODE
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -54,15 +59,14 @@ class PromptSchedule:
                                              "Image, or Image to Video's latent) instead of 'frames'."}),
         }}
 
-    RETURN_TYPES = ("CONDITIONING", "CONDITIONING")
-    RETURN_NAMES = ("CONDITIONING", "negative")  # the first keeps its name and slot: saved workflows link it
-    OUTPUT_TOOLTIPS = ("One conditioning per frame: connect it to the sampler's positive (or negative) input, with a "
-                       "latent of as many frames.",
-                       "The schedule's negative: the parts after FizzNodes' '--neg' (and after '--neg' in pre_text and "
-                       "app_text), one conditioning per frame, blended like the positive. Without any '--neg', the "
-                       "empty prompt (as CLIP Text Encode gives it, one row for every frame).")
+    OUTPUTS = (
+        Output("CONDITIONING", "CONDITIONING", "One conditioning per frame: connect it to the sampler's positive (or negative) input, with a "
+                                               "latent of as many frames."),
+        Output("CONDITIONING", "negative", "The schedule's negative: the parts after FizzNodes' '--neg' (and after '--neg' in pre_text and "
+                                           "app_text), one conditioning per frame, blended like the positive. Without any '--neg', the "
+                                           "empty prompt (as CLIP Text Encode gives it, one row for every frame)."),
+    )
     FUNCTION = "encode"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Prompt travel: a prompt that changes over the video. Each distinct prompt is encoded once; frames "
                    "between keyframes blend the encodings. Works with Context Windows (each window gets its frames).")
 
@@ -85,6 +89,3 @@ class PromptSchedule:
         log.warning("%s", warning)
         # the pack's web/warnings.js shows it on screen
         return {"result": outputs, "ui": {"animatelcm_warnings": [warning]}}
-
-NODE_CLASS_MAPPINGS = {"ALCM_PromptSchedule": PromptSchedule}
-NODE_DISPLAY_NAME_MAPPINGS = {"ALCM_PromptSchedule": "Prompt Schedule (AnimateLCM)"}

@@ -14,12 +14,17 @@ from ..quality.plot import plot
 from ..quality.report import measure_video, summary, to_json
 from ..video.frames import frame_uint8
 from ..video.latent_frames import DecodedFrames
+from .declare import Node, Output
 
 log = logging.getLogger(__name__)
 NODE = "Video Quality (AnimateLCM)"
 
 
-class VideoQuality:
+class VideoQuality(Node):
+    NODE_ID = "ALCM_VideoQuality"
+    DISPLAY_NAME = NODE
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {
@@ -41,24 +46,22 @@ class VideoQuality:
             },
         }
 
-    RETURN_TYPES = ("FLOAT", "FLOAT", "FLOAT", "FLOAT", "FLOAT", "STRING", "IMAGE")
-    RETURN_NAMES = ("flicker", "warping_error", "motion", "window_seam", "loop_seam", "report", "plot")
-    OUTPUT_TOOLTIPS = (
-        "VBench's temporal flickering: (255 - mean absolute change between consecutive 8-bit frames) / 255. "
-        "1 is a still video; lower flickers more.",
-        "Lai et al.'s warping error: each frame against the one before warped along the optical flow, mean "
-        "squared RGB difference (0-1) where the flow is reliable. 0: every change follows the motion.",
-        "Mean optical-flow length between consecutive frames, in pixels: a video that barely moves shows "
-        "here (and then flickers little whatever its quality).",
-        "Warping error where context windows meet, divided by the warping error elsewhere: 1 means the seams "
-        "do not show; 2 means twice the error at the seams. 1 without context windows.",
-        "Warping error from the last frame to the first, divided by the mean between consecutive frames: near 1 "
-        "for a loop that closes (closed_loop), large for a video that jumps back when it loops.",
-        "The whole report as JSON: every pair's measures, the worst frames, the seams, what each number means.",
-        "The per-frame curves (flicker, warping error, motion) with the window seams marked, as shown in the node.")
+    OUTPUTS = (
+        Output("FLOAT", "flicker", "VBench's temporal flickering: (255 - mean absolute change between consecutive 8-bit frames) / 255. "
+                                   "1 is a still video; lower flickers more."),
+        Output("FLOAT", "warping_error", "Lai et al.'s warping error: each frame against the one before warped along the optical flow, mean "
+                                         "squared RGB difference (0-1) where the flow is reliable. 0: every change follows the motion."),
+        Output("FLOAT", "motion", "Mean optical-flow length between consecutive frames, in pixels: a video that barely moves shows "
+                                  "here (and then flickers little whatever its quality)."),
+        Output("FLOAT", "window_seam", "Warping error where context windows meet, divided by the warping error elsewhere: 1 means the seams "
+                                       "do not show; 2 means twice the error at the seams. 1 without context windows."),
+        Output("FLOAT", "loop_seam", "Warping error from the last frame to the first, divided by the mean between consecutive frames: near 1 "
+                                     "for a loop that closes (closed_loop), large for a video that jumps back when it loops."),
+        Output("STRING", "report", "The whole report as JSON: every pair's measures, the worst frames, the seams, what each number means."),
+        Output("IMAGE", "plot", "The per-frame curves (flicker, warping error, motion) with the window seams marked, as shown in the node."),
+    )
     OUTPUT_NODE = True
     FUNCTION = "measure"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Measures a video without any model: flicker (VBench), warping error along the optical flow "
                    "(Lai et al. 2018), motion, and how much worse it is where context windows meet and where it "
                    "loops. Shows the per-frame curves in the node; the numbers are outputs.")
@@ -133,7 +136,3 @@ def _save_preview(picture):
     file = f"{name}_{counter:05}_.png"
     Image.fromarray(picture).save(os.path.join(folder, file), compress_level=1)
     return {"filename": file, "subfolder": subfolder, "type": "temp"}
-
-
-NODE_CLASS_MAPPINGS = {"ALCM_VideoQuality": VideoQuality}
-NODE_DISPLAY_NAME_MAPPINGS = {"ALCM_VideoQuality": NODE}

@@ -5,9 +5,15 @@ from ..samplers.lightning import LightningSampling
 from ..samplers.lightning_check import recipe_warnings
 from ..samplers.schedule import animatelcm_sampling_of, model_sampling_of, patch_model
 from ..samplers.spatial_lora_check import missing_spatial_lora
-from ..samplers.video_sampling import MODES, animatelcm_sampler, sample_video, sampling_for
+from ..samplers.video_sampling import (
+    MODES,
+    animatelcm_sampler,
+    sample_video,
+    sampling_for,
+)
 from ..svd.guidance import flat_guidance_warning
 from ..svd.schedule import is_svd_model
+from .declare import Node, Output
 from .inputs import require_finite
 
 log = logging.getLogger(__name__)
@@ -33,7 +39,11 @@ SVD_HERE = ("this MODEL is AnimateLCM-SVD-xt (Stable Video Diffusion), which has
             "(lcm).")
 
 
-class AnimateLCMSampler:
+class AnimateLCMSampler(Node):
+    NODE_ID = "ALCM_Sampler"
+    DISPLAY_NAME = "AnimateLCM Sampler"
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -63,10 +73,10 @@ class AnimateLCMSampler:
                 "4-step videos come out blurry. Turn off only if your checkpoint has the LoRA merged in.")}),
         }}
 
-    RETURN_TYPES = ("LATENT",)
-    OUTPUT_TOOLTIPS = ("The video's latents, one per frame: decode with VAE Decode.",)
+    OUTPUTS = (
+        Output("LATENT", None, "The video's latents, one per frame: decode with VAE Decode."),
+    )
     FUNCTION = "sample"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Samples a video in 4 steps with AnimateLCM's official schedule and consistency sampler; an "
                    "AnimateDiff-Lightning module with ByteDance's recipe (Euler, its file's step count); an "
                    "AnimateLCM-SVD-xt MODEL with its own official sigmas and ComfyUI's lcm step (cfg 1.2 after Video "
@@ -74,7 +84,7 @@ class AnimateLCMSampler:
 
     def sample(self, model, positive, negative, latent_image, seed, steps, cfg, denoise, mode="auto",
                freeinit=None, warn_without_spatial_lora=True):
-        require_finite("AnimateLCM Sampler", cfg=cfg, denoise=denoise)
+        require_finite(self.DISPLAY_NAME, cfg=cfg, denoise=denoise)
         warnings = [missing_spatial_lora(model) if warn_without_spatial_lora else None,
                     flat_guidance_warning(model, cfg) if is_svd_model(model) else None] + recipe_warnings(model, steps, mode)
         warnings = [warning for warning in warnings if warning]
@@ -85,7 +95,11 @@ class AnimateLCMSampler:
         return {"result": result, "ui": {"animatelcm_warnings": warnings}} if warnings else {"result": result}
 
 
-class AnimateLCMModelSampling:
+class AnimateLCMModelSampling(Node):
+    NODE_ID = "ALCM_ModelSampling"
+    DISPLAY_NAME = "AnimateLCM Model Sampling"
+    CATEGORY = "AnimateLCM/sampling"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -93,9 +107,10 @@ class AnimateLCMModelSampling:
             "mode": (list(MODES), {"default": "auto", "tooltip": MODE_TOOLTIP}),
         }}
 
-    RETURN_TYPES = ("MODEL",)
+    OUTPUTS = (
+        Output("MODEL", None, "The MODEL on AnimateLCM's schedule: for SamplerCustom with the AnimateLCM Sampler and Scheduler."),
+    )
     FUNCTION = "patch"
-    CATEGORY = "AnimateLCM/sampling"
     DESCRIPTION = ("Makes a MODEL sample with AnimateLCM's official schedule and boundary condition, for SamplerCustom "
                    "with the AnimateLCM sampler and scheduler; an AnimateDiff-Lightning module (mode auto) with "
                    "Lightning's betas, for SamplerCustom with euler and the AnimateDiff-Lightning Scheduler. The "
@@ -107,21 +122,30 @@ class AnimateLCMModelSampling:
         return (patch_model(model, sampling_for(model, mode)),)
 
 
-class AnimateLCMSamplerSelect:
+class AnimateLCMSamplerSelect(Node):
+    NODE_ID = "ALCM_SamplerSelect"
+    DISPLAY_NAME = "AnimateLCM Sampler (for SamplerCustom)"
+    CATEGORY = "AnimateLCM/sampling"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {}}
 
-    RETURN_TYPES = ("SAMPLER",)
+    OUTPUTS = (
+        Output("SAMPLER", None, "Connect to SamplerCustom's sampler input."),
+    )
     FUNCTION = "get_sampler"
-    CATEGORY = "AnimateLCM/sampling"
     DESCRIPTION = "AnimateLCM's consistency sampler (fresh seeded noise between steps), for SamplerCustom."
 
     def get_sampler(self):
         return (animatelcm_sampler(),)
 
 
-class AnimateLCMScheduler:
+class AnimateLCMScheduler(Node):
+    NODE_ID = "ALCM_Scheduler"
+    DISPLAY_NAME = "AnimateLCM Scheduler"
+    CATEGORY = "AnimateLCM/sampling"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -131,13 +155,14 @@ class AnimateLCMScheduler:
                                   "tooltip": "Below 1: only the timesteps under denoise·1000 (video-to-video)."}),
         }}
 
-    RETURN_TYPES = ("SIGMAS",)
+    OUTPUTS = (
+        Output("SIGMAS", None, "Connect to SamplerCustom's sigmas input (with the AnimateLCM Sampler)."),
+    )
     FUNCTION = "get_sigmas"
-    CATEGORY = "AnimateLCM/sampling"
     DESCRIPTION = "The official AnimateLCM timesteps for N steps (4 steps: 999, 749, 499, 249) as SIGMAS."
 
     def get_sigmas(self, model, steps, denoise):
-        require_finite("AnimateLCM Scheduler", denoise=denoise)
+        require_finite(self.DISPLAY_NAME, denoise=denoise)
         if is_svd_model(model):
             raise ValueError(f"AnimateLCM Scheduler gives AnimateLCM SD1.5's timesteps, but {SVD_HERE}")
         sampling = animatelcm_sampling_of(model)
@@ -151,7 +176,11 @@ class AnimateLCMScheduler:
         return (sampling.sigmas_for(steps, denoise),)
 
 
-class LightningScheduler:
+class LightningScheduler(Node):
+    NODE_ID = "ALCM_LightningScheduler"
+    DISPLAY_NAME = "AnimateDiff-Lightning Scheduler"
+    CATEGORY = "AnimateLCM/sampling"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -163,14 +192,15 @@ class LightningScheduler:
                                   "tooltip": "Below 1: the last steps × denoise of the steps (video-to-video)."}),
         }}
 
-    RETURN_TYPES = ("SIGMAS",)
+    OUTPUTS = (
+        Output("SIGMAS", None, "Connect to SamplerCustom's sigmas input (with KSamplerSelect → euler)."),
+    )
     FUNCTION = "get_sigmas"
-    CATEGORY = "AnimateLCM/sampling"
     DESCRIPTION = ("AnimateDiff-Lightning's timesteps for N steps ('trailing': 4 steps are 999, 749, 499, 249) as SIGMAS, "
                    "for SamplerCustom with the euler sampler. ComfyUI's sgm_uniform is close, not equal (see docs).")
 
     def get_sigmas(self, model, steps, denoise):
-        require_finite("AnimateDiff-Lightning Scheduler", denoise=denoise)
+        require_finite(self.DISPLAY_NAME, denoise=denoise)
         sampling = model_sampling_of(model)
         if not isinstance(sampling, LightningSampling):
             raise ValueError("This MODEL does not sample with AnimateDiff-Lightning's betas, so these sigmas would "
@@ -182,19 +212,3 @@ class LightningScheduler:
         for warning in warnings:
             log.warning("%s", warning)
         return {"result": (sigmas,), "ui": {"animatelcm_warnings": warnings}} if warnings else (sigmas,)
-
-
-NODE_CLASS_MAPPINGS = {
-    "ALCM_Sampler": AnimateLCMSampler,
-    "ALCM_ModelSampling": AnimateLCMModelSampling,
-    "ALCM_SamplerSelect": AnimateLCMSamplerSelect,
-    "ALCM_Scheduler": AnimateLCMScheduler,
-    "ALCM_LightningScheduler": LightningScheduler,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "ALCM_Sampler": "AnimateLCM Sampler",
-    "ALCM_ModelSampling": "AnimateLCM Model Sampling",
-    "ALCM_SamplerSelect": "AnimateLCM Sampler (for SamplerCustom)",
-    "ALCM_Scheduler": "AnimateLCM Scheduler",
-    "ALCM_LightningScheduler": "AnimateDiff-Lightning Scheduler",
-}

@@ -6,11 +6,16 @@ import folder_paths
 from ..svd.load import load_animatelcm_svd
 from ..svd.schedule import TRAINING_STEPS, is_svd_model, svd_sigmas
 from ..weights.model_folders import DIFFUSION_MODELS, full_path
+from .declare import Node, Output
 
 log = logging.getLogger(__name__)
 
 
-class LoadAnimateLCMSVD:
+class LoadAnimateLCMSVD(Node):
+    NODE_ID = "ALCM_LoadAnimateLCMSVD"
+    DISPLAY_NAME = "Load AnimateLCM-SVD-xt"
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -20,13 +25,13 @@ class LoadAnimateLCMSVD:
                            "released, or ComfyUI's."}),
         }}
 
-    RETURN_TYPES = ("MODEL",)
-    OUTPUT_TOOLTIPS = ("ComfyUI's Stable Video Diffusion MODEL with AnimateLCM's 4-step weights: condition it with "
-                       "SVD_img2vid_Conditioning (its augmentation_level noises pixels in [0, 1], so 0.02 is twice the "
-                       "official 0.02's noise; 0.01 gives the official noise) and sample with 'Video Linear CFG "
-                       "Guidance' (min_cfg 1.0) → 'AnimateLCM Sampler' (cfg 1.2), the official app's guidance.",)
+    OUTPUTS = (
+        Output("MODEL", None, "ComfyUI's Stable Video Diffusion MODEL with AnimateLCM's 4-step weights: condition it with "
+                              "SVD_img2vid_Conditioning (its augmentation_level noises pixels in [0, 1], so 0.02 is twice the "
+                              "official 0.02's noise; 0.01 gives the official noise) and sample with 'Video Linear CFG "
+                              "Guidance' (min_cfg 1.0) → 'AnimateLCM Sampler' (cfg 1.2), the official app's guidance."),
+    )
     FUNCTION = "load"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Loads AnimateLCM-SVD-xt, Stable Video Diffusion xt distilled to 4 steps (image to 25 frames of "
                    "video). The CLIP vision and VAE come from svd_xt.safetensors through Image Only Checkpoint Loader. "
                    "Noise augmentation: ComfyUI's SVD_img2vid_Conditioning adds augmentation_level·noise to pixels in "
@@ -38,7 +43,11 @@ class LoadAnimateLCMSVD:
         return (model,)
 
 
-class AnimateLCMSVDScheduler:
+class AnimateLCMSVDScheduler(Node):
+    NODE_ID = "ALCM_SVDScheduler"
+    DISPLAY_NAME = "AnimateLCM-SVD Scheduler"
+    CATEGORY = "AnimateLCM/sampling"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
@@ -47,9 +56,10 @@ class AnimateLCMSVDScheduler:
                               "tooltip": "4 is the official setting; 1-2 give a soft draft, 6-8 a little more detail."}),
         }}
 
-    RETURN_TYPES = ("SIGMAS",)
+    OUTPUTS = (
+        Output("SIGMAS", None, "Connect to SamplerCustom's sigmas input (with KSamplerSelect → lcm)."),
+    )
     FUNCTION = "get_sigmas"
-    CATEGORY = "AnimateLCM/sampling"
     DESCRIPTION = ("The official AnimateLCM-SVD-xt sigmas (4 steps: 700, 128.6, 13.68, 0.497, 0) for SamplerCustom. "
                    "The consistency step is ComfyUI's own 'lcm' sampler (KSamplerSelect → lcm); guidance as the "
                    "official app: Video Linear CFG Guidance (min_cfg 1.0) on the MODEL and cfg 1.2.")
@@ -59,13 +69,3 @@ class AnimateLCMSVDScheduler:
             raise ValueError("AnimateLCM-SVD Scheduler: this MODEL is not Stable Video Diffusion. Connect the MODEL "
                              "from 'Load AnimateLCM-SVD-xt'; for SD1.5 AnimateLCM use 'AnimateLCM Scheduler'.")
         return (svd_sigmas(steps),)
-
-
-NODE_CLASS_MAPPINGS = {
-    "ALCM_LoadAnimateLCMSVD": LoadAnimateLCMSVD,
-    "ALCM_SVDScheduler": AnimateLCMSVDScheduler,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "ALCM_LoadAnimateLCMSVD": "Load AnimateLCM-SVD-xt",
-    "ALCM_SVDScheduler": "AnimateLCM-SVD Scheduler",
-}

@@ -12,6 +12,7 @@ from ..video.encode import check_prefix, save_video
 from ..video.errors import VideoFileError
 from ..video.formats import FORMATS, is_loadable
 from ..video.latent_frames import frames_to_save
+from .declare import Node, Output
 from .inputs import require_finite
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,11 @@ FORMAT_TOOLTIP = (
     "All but gif carry the prompt and workflow inside the file: drop it on ComfyUI to get the graph back.")
 
 
-class SaveVideo:
+class SaveVideo(Node):
+    NODE_ID = "ALCM_SaveVideo"
+    DISPLAY_NAME = "Save Video (AnimateLCM)"
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         return {
@@ -64,10 +69,9 @@ class SaveVideo:
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
 
-    RETURN_TYPES = ()
+    OUTPUTS = ()
     OUTPUT_NODE = True
     FUNCTION = "save"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Saves the frames as a video in the output folder, writing one frame at a time, and shows it in "
                    "the node. The prompt and workflow are embedded (webp, webm, apng, mp4; gif: a .json file beside "
                    "it, which ComfyUI also loads), so dropping the file on ComfyUI restores the graph. mp4 and webm "
@@ -75,7 +79,7 @@ class SaveVideo:
 
     def save(self, images=None, filename_prefix="AnimateLCM/video", format="webp", frame_rate=8.0, loop_count=0,
              pingpong=False, quality=90, latent=None, vae=None, audio=None, prompt=None, extra_pnginfo=None):
-        require_finite("Save Video (AnimateLCM)", frame_rate=frame_rate)
+        require_finite(self.DISPLAY_NAME, frame_rate=frame_rate)
         warnings = []
         if audio is not None and FORMATS[format].audio is None:  # not read at all: Load Video's is never decoded
             warnings.append(f"Save Video: {format} cannot hold sound, so the video was saved without its audio. "
@@ -107,7 +111,11 @@ class SaveVideo:
         return {"ui": {**ui, "animatelcm_warnings": warnings} if warnings else ui}
 
 
-class LoadVideo:
+class LoadVideo(Node):
+    NODE_ID = "ALCM_LoadVideo"
+    DISPLAY_NAME = "Load Video (AnimateLCM)"
+    CATEGORY = "AnimateLCM"
+
     @classmethod
     def INPUT_TYPES(cls):
         input_dir = folder_paths.get_input_directory()
@@ -136,20 +144,18 @@ class LoadVideo:
         }, "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"}}
 
     # new outputs go at the end: saved workflows link outputs by position
-    RETURN_TYPES = ("IMAGE", "INT", "FLOAT", "LATENT", "AUDIO")
-    RETURN_NAMES = ("frames", "frame_count", "fps", "latent", "audio")
-    RETURN_LATENT = RETURN_NAMES.index("latent")
-    OUTPUT_TOOLTIPS = ("The frames as an IMAGE batch (VAE Encode turns it into latents for video-to-video); with a "
-                       "vae connected, only the first frame unless this output is connected to a node.",
-                       "How many frames were loaded.",
-                       "The frame rate of the loaded frames (the file's, divided by select_every_nth).",
-                       "With a vae connected: the video's latents, ready for the sampler (video-to-video).",
-                       "The video's sound over exactly the loaded frames (from skip_first_frames, for frame_count ÷ "
-                       "fps seconds), at the file's sample rate and channels (more than 8 are mixed down to "
-                       "stereo); silence (mono, 44.1 kHz) for a video without sound. Decoded only when a node uses "
-                       "it. Connect it to Save Video's audio to keep it.")
+    OUTPUTS = (
+        Output("IMAGE", "frames", "The frames as an IMAGE batch (VAE Encode turns it into latents for video-to-video); with a "
+                                  "vae connected, only the first frame unless this output is connected to a node."),
+        Output("INT", "frame_count", "How many frames were loaded."),
+        Output("FLOAT", "fps", "The frame rate of the loaded frames (the file's, divided by select_every_nth)."),
+        Output("LATENT", "latent", "With a vae connected: the video's latents, ready for the sampler (video-to-video)."),
+        Output("AUDIO", "audio", "The video's sound over exactly the loaded frames (from skip_first_frames, for frame_count ÷ "
+                                 "fps seconds), at the file's sample rate and channels (more than 8 are mixed down to "
+                                 "stereo); silence (mono, 44.1 kHz) for a video without sound. Decoded only when a node uses "
+                                 "it. Connect it to Save Video's audio to keep it."),
+    )
     FUNCTION = "load"
-    CATEGORY = "AnimateLCM"
     DESCRIPTION = ("Loads a video from the input folder as IMAGE frames, one frame at a time into one tensor, and its "
                    "sound over those frames as AUDIO; a video that would not fit in the free RAM is refused before "
                    "decoding, with the numbers. The sound is decoded only when a node uses it; a sound that cannot be "
@@ -157,7 +163,7 @@ class LoadVideo:
 
     def load(self, video, frame_cap, skip_first_frames, select_every_nth, resize_to_multiple_of_8, vae=None,
              prompt=None, unique_id=None):
-        if vae is None and _output_is_linked(prompt, unique_id, self.RETURN_LATENT):
+        if vae is None and _output_is_linked(prompt, unique_id, self.RETURN_NAMES.index("latent")):
             # without this, the sampler downstream would fail on a missing latent, far from the cause
             raise ValueError("Load Video (AnimateLCM): the 'latent' output is connected but no vae is. Connect the "
                              "checkpoint's VAE to 'vae' (the video is then encoded as it is decoded), or take the "
@@ -222,13 +228,3 @@ def _output_is_linked(prompt, node_id, index):
     link = [str(node_id), index]
     return any(isinstance(value, list) and len(value) == 2 and [str(value[0]), value[1]] == link
                for node in prompt.values() for value in node.get("inputs", {}).values())
-
-
-NODE_CLASS_MAPPINGS = {
-    "ALCM_SaveVideo": SaveVideo,
-    "ALCM_LoadVideo": LoadVideo,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "ALCM_SaveVideo": "Save Video (AnimateLCM)",
-    "ALCM_LoadVideo": "Load Video (AnimateLCM)",
-}

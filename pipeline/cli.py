@@ -99,7 +99,7 @@ def quiet_about_cut_short_event_loops(hook):
 def run_serial(runner, workflow, base, todo, manifest, args):
     """Run the jobs one after the other on `runner`; a failing job is recorded and the batch goes on."""
     from .in_process import JobFailed
-    from .stand_ins import StandInError
+    from ..stand_ins.files import StandInError
     progress = Progress(len(todo), args.quiet)
     failed = []
     try:

@@ -102,7 +102,7 @@ class InProcessRunner:
     def render(self, prompt, stand_ins=False, size=None, on_progress=None, on_node=None):
         """Run a job's prompt: with random-weight stand-ins for missing files when asked, else a clear
         error naming each missing model file, the folder it belongs in and the way to try without it."""
-        from . import stand_ins as stand_in_files
+        from ..stand_ins import files as stand_in_files
         if stand_ins:
             stand_in_files.provide_model_files(prompt)
             stand_in_files.provide_input_videos(prompt, size)

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ..pipeline.random_weights import diffusers_naming, image_encoder_weights, motion_layer, random_tensor, unet_shapes
+from ..stand_ins.random_weights import diffusers_naming, image_encoder_weights, motion_layer, random_tensor, unet_shapes
 
 TINY_CHANNELS = (32, 64, 128, 128)
 SD15_CHANNELS = (320, 640, 1280, 1280)

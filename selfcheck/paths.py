@@ -341,7 +341,7 @@ def keyframes(graphs):
     mask and the official forward (sparse_controlnet.py), in float64."""
     import comfy.model_management
     from ..control.keyframes import fit_images
-    from ..pipeline.random_sparsectrl import sparsectrl_state_dict
+    from ..stand_ins.random_sparsectrl import sparsectrl_state_dict
     frames, sigma, strength = 4, 3.0, 0.9
     state_dict = sparsectrl_state_dict("scribble", SPARSECTRL_CHANNELS, seed=41, dtype=torch.float32)
     pictures = torch.rand(2, 40, 48, 3, generator=torch.Generator().manual_seed(42))

@@ -118,7 +118,7 @@ def run_fresh(comfyui_path, kind, frames, size, ade, acn):
         stand_ins.make_lora_stand_in(server, base[node_of(base, "ALCM_LoadAnimateLCMLoRA")]["inputs"]["lora_name"])
         stand_ins.controlnet(server, base[node_of(base, "ControlNetLoader")]["inputs"]["control_net_name"])
         video = f"source_{frames}x{size}.mp4"
-        importlib.import_module(comfy_host.start().pack.__name__ + ".pipeline.stand_ins").write_video(
+        importlib.import_module(comfy_host.start().pack.__name__ + ".stand_ins.files").write_video(
             server.input_dir / video, frames, size)
         prompt, sampler = graph(base, kind, video, checkpoint)
         try:

@@ -120,7 +120,7 @@ def load_once(path, way):
 
 def load(args):
     host = comfy_host.start()
-    random_svd = __import__(host.pack.__name__ + ".pipeline.random_svd", fromlist=["x"])
+    random_svd = __import__(host.pack.__name__ + ".stand_ins.random_svd", fromlist=["x"])
     config = random_svd.SVD_XT if args.full_size else random_svd.NARROW_SVD
     path = Path(stand_ins.CACHE_DIR) / f"bench_svd_{'full' if args.full_size else 'narrow'}_fp32.safetensors"
     if not path.exists():

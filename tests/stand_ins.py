@@ -1,4 +1,4 @@
-"""Random-weight stand-ins for the model files a test names: the product's (pipeline/stand_ins.py,
+"""Random-weight stand-ins for the model files a test names: the product's (stand_ins/files.py,
 what `render.py --stand-ins` makes), linked into the test host's own model folders.
 
 No weights can be downloaded where the suite runs, so files with the real key layouts and sizes
@@ -10,7 +10,7 @@ import comfy_host
 
 
 def _product():
-    return importlib.import_module(comfy_host.start().pack.__name__ + ".pipeline.stand_ins")
+    return importlib.import_module(comfy_host.start().pack.__name__ + ".stand_ins.files")
 
 
 def __getattr__(name):  # CACHE_DIR, SD15_FILE: read from the product once the host runs

@@ -231,7 +231,7 @@ def sweep_files(host):
                      host.models_dir("animatediff_models") / (SWEEP_FILE_PREFIX + "motion_module.safetensors"))
     save_safetensors(motion_lora_state_dict((32, 64, 128, 128)),
                      host.models_dir("animatediff_motion_lora") / (SWEEP_FILE_PREFIX + "motion_lora.safetensors"))
-    sparsectrl = importlib.import_module(host.pack.__name__ + ".pipeline.random_sparsectrl")
+    sparsectrl = importlib.import_module(host.pack.__name__ + ".stand_ins.random_sparsectrl")
     save_safetensors(sparsectrl.sparsectrl_state_dict("scribble", (32, 64, 128, 128), seed=1, dtype=torch.float32),
                      host.models_dir("controlnet") / (SWEEP_FILE_PREFIX + "sparsectrl_scribble.safetensors"))
 
@@ -363,15 +363,11 @@ def tiny_motion(host, family):
 
 
 def one_unet_call(model, frames):
-    """A UNet call as ComfyUI's sampler makes it: through the model wrapper, with the MODEL loaded."""
-    import comfy.model_management
-    comfy.model_management.load_models_gpu([model])
+    """A UNet call of `frames` latents as ComfyUI's sampler makes it (fixture_sampling.denoise)."""
+    from fixture_sampling import denoise
     generator = torch.Generator().manual_seed(0)
-    x, context = torch.randn(frames, 4, 8, 8, generator=generator), torch.randn(frames, 77, 768, generator=generator)
-    args = {"input": x, "timestep": torch.full((frames,), 3.0), "cond_or_uncond": [0],
-            "c": {"c_crossattn": context, "transformer_options": {"cond_or_uncond": [0]}}}
-    with torch.inference_mode():
-        return model.model_options["model_function_wrapper"](model.model.apply_model, args)
+    return denoise(model, torch.randn(frames, 4, 8, 8, generator=generator),
+                   torch.randn(frames, 77, 768, generator=generator), [0])
 
 
 def motion_layers(pack, model):

@@ -76,7 +76,7 @@ def server(host, workflow_api, frontend, tmp_path_factory, request):
     front_end_root, version = frontend
     running = comfy_server.ComfyServer(host.comfyui_path, base, front_end_root)
     running.front_end_root, running.newer_than_server = front_end_root, 0
-    stand_ins = importlib.import_module(host.pack.__name__ + ".pipeline.stand_ins")  # what render --stand-ins makes
+    stand_ins = importlib.import_module(host.pack.__name__ + ".stand_ins.files")  # what render --stand-ins makes
     for path in WORKFLOWS:
         prompt = workflow_api.to_api(json.loads(path.read_text()))
         for _, _, folder, name in stand_ins.model_files(prompt):

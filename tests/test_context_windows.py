@@ -5,7 +5,7 @@ import torch
 from fixture_controlnet import tiny_controlnet
 from fixture_models import TINY_CHANNELS
 from fixture_motion import motion_state_dict, save_safetensors
-from fixture_sampling import one_step_sample
+from fixture_sampling import denoise, one_step_sample
 from fixture_selfcheck import oracles
 
 pytestmark = pytest.mark.usefixtures("nothing_loaded")  # each test starts with no patched model loaded
@@ -30,20 +30,6 @@ def with_options(model, key, value):
     patched = model.clone()
     patched.model_options["transformer_options"] = {**patched.model_options.get("transformer_options", {}), key: value}
     return patched
-
-
-def unet_call(model, x, context, cond_or_uncond, sigma=3.0, extra=None):
-    """One UNet call as ComfyUI's sampler makes it: through the model wrapper, chunks batched, one row per latent."""
-    import comfy.model_management
-    comfy.model_management.load_models_gpu([model])
-    chunks = len(cond_or_uncond)
-    transformer_options = {**model.model_options.get("transformer_options", {}), "cond_or_uncond": cond_or_uncond,
-                           **(extra or {})}
-    args = {"input": x.repeat(chunks, 1, 1, 1), "timestep": torch.full((x.shape[0] * chunks,), sigma),
-            "c": {"c_crossattn": context.repeat(chunks, 1, 1), "transformer_options": transformer_options},
-            "cond_or_uncond": cond_or_uncond}
-    with torch.inference_mode():
-        return model.model_options["model_function_wrapper"](model.model.apply_model, args)
 
 
 def inputs(frames, seed=0):
@@ -140,7 +126,7 @@ def test_a_video_within_one_window_is_the_unwindowed_result_bit_for_bit(pack, cw
     windowed = pack.nodes.context_nodes.ContextWindows().apply(animated, 16, 4, "uniform", False, "pyramid", True)[0]
     for frames in (8, 16):
         x, context = inputs(frames, seed=frames)
-        assert torch.equal(unet_call(windowed, x, context, [1, 0]), unet_call(animated, x, context, [1, 0]))
+        assert torch.equal(denoise(windowed, x, context, [1, 0]), denoise(animated, x, context, [1, 0]))
 
 
 def test_windowed_call_is_the_fused_windows_run_alone(pack, cw, tiny_model, tmp_path):
@@ -148,12 +134,12 @@ def test_windowed_call_is_the_fused_windows_run_alone(pack, cw, tiny_model, tmp_
     opts = options(cw, schedule="static", context_length=8, overlap=2)
     windowed = with_options(animated, cw.CONTEXT_KEY, opts)
     x, context = inputs(20, seed=4)  # per-frame prompts: each window must get its own frames' rows
-    out = unet_call(windowed, x, context, [1, 0])
+    out = denoise(windowed, x, context, [1, 0])
     windows = cw.context_windows(20, opts)
     assert windows == [list(range(0, 8)), list(range(6, 14)), list(range(12, 20))]
     expected, total = torch.zeros_like(out), torch.zeros(40)
     for window in windows:
-        alone = unet_call(animated, x[window], context[window], [1, 0])
+        alone = denoise(animated, x[window], context[window], [1, 0])
         weights = torch.tensor([1.0, 2, 3, 4, 4, 3, 2, 1])
         for v in range(2):
             expected[[v * 20 + f for f in window]] += alone[v * 8:(v + 1) * 8] * weights.view(-1, 1, 1, 1)
@@ -196,12 +182,12 @@ def test_the_frame_limit_applies_per_window(pack, cw, tiny_model, tmp_path):
     animated = pack.motion.injection.animate(tiny_model, tiny_module(pack, tmp_path, family="v2"))  # 32 frames
     x, context = inputs(40, seed=6)
     with pytest.raises(ValueError, match="40 frames.*at most 32.*Context Windows.*Extend Frame Positions"):
-        unet_call(animated, x, context, [0])
+        denoise(animated, x, context, [0])
     node = pack.nodes.context_nodes.ContextWindows()
-    assert torch.isfinite(unet_call(node.apply(animated, 16, 4, "uniform", False, "pyramid", True)[0],
+    assert torch.isfinite(denoise(node.apply(animated, 16, 4, "uniform", False, "pyramid", True)[0],
                                     x, context, [0])).all()
     with pytest.raises(ValueError, match="context_length 36 is longer than the 32 frames"):
-        unet_call(node.apply(animated, 36, 4, "uniform", False, "pyramid", True)[0], x, context, [0])
+        denoise(node.apply(animated, 36, 4, "uniform", False, "pyramid", True)[0], x, context, [0])
 
 
 def test_core_context_windows_are_not_doubled(pack, cw, tiny_model, tmp_path):
@@ -213,8 +199,8 @@ def test_core_context_windows_are_not_doubled(pack, cw, tiny_model, tmp_path):
     # core windows already cut the batch (and say so in transformer_options): our wrapper defers to them
     windowed = with_options(animated, cw.CONTEXT_KEY, options(cw, context_length=8, overlap=2))
     x, context = inputs(12, seed=7)
-    deferred = unet_call(windowed, x, context, [0], extra={"context_window": object()})
-    assert torch.equal(deferred, unet_call(animated, x, context, [0]))
+    deferred = denoise(windowed, x, context, [0], extra_options={"context_window": object()})
+    assert torch.equal(deferred, denoise(animated, x, context, [0]))
 
 
 def test_progress_moves_per_window_and_cancel_stops_within_a_step(pack, cw, host, tiny_model, tmp_path):
@@ -267,8 +253,8 @@ def test_extend_frame_positions_lets_one_window_pass_the_encoding(pack, tiny_mod
     animated = pack.motion.injection.animate(tiny_model, tiny_module(pack, tmp_path, family="v1"))  # 24 frames
     x, context = inputs(30, seed=9)
     node = pack.nodes.context_nodes.ExtendFramePositions()
-    extrapolated = unet_call(node.apply(animated, "extrapolate")[0], x, context, [0])
-    interpolated = unet_call(node.apply(animated, "interpolate")[0], x, context, [0])
+    extrapolated = denoise(node.apply(animated, "extrapolate")[0], x, context, [0])
+    interpolated = denoise(node.apply(animated, "interpolate")[0], x, context, [0])
     assert torch.isfinite(extrapolated).all() and not torch.allclose(extrapolated, interpolated)
     assert "transformer_options" not in animated.model_options or \
         pack.motion.frame_positions.POSITIONS_KEY not in animated.model_options["transformer_options"]

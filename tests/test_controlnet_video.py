@@ -12,7 +12,7 @@ def test_the_controlnet_stand_in_has_comfyuis_sd15_controlnet_layout(pack):
     import comfy.cldm.cldm
     import comfy.model_detection
     import comfy.ops
-    shapes = pack.pipeline.random_weights.controlnet_shapes()
+    shapes = pack.stand_ins.random_weights.controlnet_shapes()
     on_meta = {k: torch.empty(shape, device="meta", dtype=torch.float16) for k, shape in shapes.items()}
     config = dict(comfy.model_detection.model_config_from_unet(on_meta, "", True).unet_config)
     assert (config["model_channels"], config["context_dim"]) == (320, 768)  # detected as SD1.5

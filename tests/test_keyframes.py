@@ -23,7 +23,7 @@ COLOURS = (0x404040, 0x808080, 0xC0C0C0)  # keyframe k is a flat grey of (k + 1)
 @pytest.fixture(scope="module")
 def files(host, pack):
     """Tiny random SparseCtrls (both kinds, both file layouts) in models/controlnet; a tiny AnimateLCM module."""
-    shapes = importlib.import_module(pack.__name__ + ".pipeline.random_sparsectrl")
+    shapes = importlib.import_module(pack.__name__ + ".stand_ins.random_sparsectrl")
     folder = host.models_dir("controlnet")
     for kind in ("rgb", "scribble"):
         sd = shapes.sparsectrl_state_dict(kind, TINY_CHANNELS, seed=2, dtype=torch.float32)

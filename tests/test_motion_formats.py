@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from fixture_models import RunsCode
-from fixture_motion import FAMILIES, motion_state_dict, save_pickle, save_safetensors, to_diffusers
+from fixture_motion import FAMILIES, motion_lora_state_dict, motion_state_dict, save_pickle, save_safetensors, to_diffusers
 
 TINY = (32, 64, 128, 128)
 EXPECTED = {  # family: (name shown to the user, frames, positions)
@@ -150,13 +150,18 @@ def test_refuses_incomplete_module(load, tmp_path):
     _refused(load, tmp_path / "partial.safetensors", "incomplete", "up_blocks.2.motion_modules.1")
 
 
-def test_pickle_that_runs_code_is_refused_and_does_not_run(load, tmp_path):
+@pytest.mark.parametrize("kind", ["motion module", "motion LoRA"])
+def test_pickle_that_runs_code_is_refused_and_does_not_run(pack, kind, tmp_path):
+    """Both loaders of motion files read pickles with weights_only: a payload is refused by name, never run."""
     marker = tmp_path / "pwned"
-    sd = motion_state_dict("v3", TINY)
+    if kind == "motion module":
+        sd, read = motion_state_dict("v3", TINY), pack.motion.motion_module.load_motion_module
+    else:
+        sd, read = motion_lora_state_dict(TINY), pack.motion.motion_lora.load_motion_lora
     sd["payload"] = RunsCode(str(marker))
     with open(tmp_path / "evil.ckpt", "wb") as f:
         torch.save(sd, f, pickle_module=pickle)
-    _refused(load, tmp_path / "evil.ckpt", "refused", ".safetensors")
+    _refused(read, tmp_path / "evil.ckpt", "refused", ".safetensors")
     assert not marker.exists()
 
 

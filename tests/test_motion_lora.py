@@ -1,11 +1,10 @@
 """Motion LoRAs merged into a motion module: the maths, the mid-block case, refusals, the input kept."""
-import pickle
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from fixture_models import TINY_CHANNELS, RunsCode, tiny_sd15_model
+from fixture_models import TINY_CHANNELS, tiny_sd15_model
 from fixture_motion import (motion_lora_state_dict, motion_lora_target, motion_state_dict, save_pickle,
                             save_safetensors)
 
@@ -183,16 +182,6 @@ def test_refuses_a_lora_made_for_other_channels(engine, pack, tmp_path):
     module = pack.motion.motion_module.load_motion_module(str(module_file(tmp_path)))
     with pytest.raises(ValueError, match="sdxl_motion_lora.safetensors.*does not fit.*SD1.5 motion LoRA"):
         engine.apply_motion_lora(module, engine.load_motion_lora(str(lora_path)), 1.0)
-
-
-def test_pickle_that_runs_code_is_refused_and_does_not_run(engine, tmp_path):
-    marker = tmp_path / "pwned"
-    sd = motion_lora_state_dict(TINY_CHANNELS)
-    sd["payload"] = RunsCode(str(marker))
-    with open(tmp_path / "v2_lora_evil.ckpt", "wb") as f:
-        torch.save(sd, f, pickle_module=pickle)
-    _refused(engine, tmp_path / "v2_lora_evil.ckpt", "refused", ".safetensors")
-    assert not marker.exists()
 
 
 def test_motion_module_loader_names_a_real_motion_lora(pack, tmp_path):

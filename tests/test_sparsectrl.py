@@ -25,7 +25,7 @@ def sc(pack):
 
 @pytest.fixture(scope="module")
 def shapes(pack):
-    return importlib.import_module(pack.__name__ + ".pipeline.random_sparsectrl")
+    return importlib.import_module(pack.__name__ + ".stand_ins.random_sparsectrl")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def _write(path, sd):
 
 
 def test_other_files_are_refused_saying_what_they_are(sc, pack, tiny_files, tmp_path):
-    random_weights = importlib.import_module(pack.__name__ + ".pipeline.random_weights")
+    random_weights = importlib.import_module(pack.__name__ + ".stand_ins.random_weights")
     generator = torch.Generator().manual_seed(0)
     controlnet = {k: torch.randn(s, generator=generator) for k, s in
                   random_weights.controlnet_shapes(ch=TINY_CHANNELS).items()}

@@ -19,7 +19,7 @@ RELEASED_FILE_BYTES = 6_098_682_464  # AnimateLCM-SVD-xt.safetensors (fp32): the
 
 @pytest.fixture(scope="module")
 def random_svd(pack):
-    return importlib.import_module(pack.__name__ + ".pipeline.random_svd")
+    return importlib.import_module(pack.__name__ + ".stand_ins.random_svd")
 
 
 def on_meta(shapes):
@@ -319,7 +319,7 @@ REFUSALS = {
 
 @pytest.mark.parametrize("kind", list(REFUSALS))
 def test_a_wrong_file_is_refused_with_what_it_is(pack, host, random_svd, kind):
-    random_weights = importlib.import_module(pack.__name__ + ".pipeline.random_weights")
+    random_weights = importlib.import_module(pack.__name__ + ".stand_ins.random_weights")
     name = f"wrong_{kind}" + (".ckpt" if kind == "code_pickle" else ".safetensors")
     path = host.models_dir("diffusion_models") / name
     write_wrong_file(kind, path, random_svd, random_weights)
@@ -377,7 +377,7 @@ def image_to_video(pack, host, released_layout):
     """The shipped graph's parts at 2 frames of 64 px on the random stand-ins: svd_xt's CLIP vision and VAE,
     SVD_img2vid_Conditioning (augmentation 0.02), Load AnimateLCM-SVD-xt, optionally Video Linear CFG
     Guidance, the AnimateLCM Sampler. One executor for the module, so the conditioning is computed once."""
-    product = importlib.import_module(pack.__name__ + ".pipeline.stand_ins")
+    product = importlib.import_module(pack.__name__ + ".stand_ins.files")
     product.write_image(host.input_dir / "svd_start.png", 64)
     checkpoint = stand_ins.svd_checkpoint(host)
     executor = host.executor()

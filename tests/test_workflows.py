@@ -386,3 +386,20 @@ def test_check_workflow_reports_what_would_fail(host, workflow_api):
                      "link 1 ", "NoSuchNode"):
         assert expected in problems
     assert "mine.ckpt" not in problems and len(problems.splitlines()) == 6  # link 1: both ends disagree
+
+
+def test_a_workflow_saved_before_the_one_declaration_change_opens_unchanged(host, pack, workflow_api):
+    """Saved workflows name nodes by id and keep widget values by position: tests/data holds one node of every type,
+    each widget set to its own value, as the pack saved it before nodes/declare.py. Each node is still there under
+    its id and name, each value lands on the widget it was saved from, and every output slot keeps its type."""
+    saved = load(Path(__file__).resolve().parent / "data" / "every_node_saved_before_declarations.json")
+    assert len(saved["nodes"]) == 25
+    for node in saved["nodes"]:
+        kind = node["type"]
+        assert kind in pack.NODE_CLASS_MAPPINGS, f"{kind}: a saved workflow's node is gone"
+        assert pack.NODE_DISPLAY_NAME_MAPPINGS[kind] == node["title"]
+        expected = saved["extra"]["widget_inputs"][str(node["id"])]
+        values = workflow_api.widget_values(node)
+        assert {name: values.get(name) for name in expected} == expected, kind
+        cls = pack.NODE_CLASS_MAPPINGS[kind]
+        assert [(o["type"], o["name"]) for o in node["outputs"]] == list(zip(cls.RETURN_TYPES, cls.RETURN_NAMES)), kind

@@ -10,11 +10,10 @@ still detects it as SVD_img2vid (it matches on the first level's width, the atte
 context widths, not on the deeper widths), at 212 M parameters. CLIP vision and the VAE have fixed
 sizes in ComfyUI (its configs are not read from the file), so they are full size.
 """
-import math
 
 import torch
 
-from .random_weights import _vae_mid, _vae_resnet, random_tensor, vae_shapes
+from .random_weights import random_tensor, vae_shapes
 
 SVD_XT = {  # stabilityai/stable-video-diffusion-img2vid-xt unet/config.json (diffusers' defaults)
     "in_channels": 8, "out_channels": 4, "block_out_channels": (320, 640, 1280, 1280), "layers_per_block": 2,

@@ -224,6 +224,14 @@ def sd15_controlnet(seed=0, dtype=torch.float16, prefix=""):
 
 # --- AnimateLCM t2v motion module -------------------------------------------------------------
 
+def motion_positions(channels=UNET_CHANNELS):
+    """{position: channels} of a full SD1.5 motion module: 2 per down level, 3 per up level, 1 in the middle."""
+    positions = {f"down_blocks.{i}.motion_modules.{j}": channels[i] for i in range(4) for j in range(2)}
+    positions.update({f"up_blocks.{i}.motion_modules.{j}": channels[3 - i] for i in range(4) for j in range(3)})
+    positions["mid_block.motion_modules.0"] = channels[3]
+    return positions
+
+
 def motion_layer(c, generator, zero_out=False):
     """One temporal layer in the original naming, relative to `...motion_modules.J.`; `zero_out`: proj_out
     zero, as AnimateDiff makes a layer before training (it adds nothing)."""
@@ -252,9 +260,7 @@ def motion_layer(c, generator, zero_out=False):
 def animatelcm_motion_module(seed=0, dtype=torch.float16, channels=UNET_CHANNELS):
     """The state dict of an AnimateLCM_sd15_t2v.ckpt-shaped motion module (about 900 MB in fp16)."""
     generator = torch.Generator().manual_seed(seed)
-    positions = {f"down_blocks.{i}.motion_modules.{j}": channels[i] for i in range(4) for j in range(2)}
-    positions.update({f"up_blocks.{i}.motion_modules.{j}": channels[3 - i] for i in range(4) for j in range(3)})
-    positions["mid_block.motion_modules.0"] = channels[3]
+    positions = motion_positions(channels)
     return {f"{position}.{k}": v.to(dtype) for position, c in positions.items()
             for k, v in motion_layer(c, generator).items()}
 
@@ -289,9 +295,7 @@ def animatediff_motion_lora(rank=64, seed=0, dtype=torch.float32, channels=UNET_
     """An AnimateDiff v2 motion LoRA (v2_lora_ZoomIn.ckpt's layout, about 77 MB at rank 64 in fp32): a
     down/up pair for q, k, v and out of both temporal attentions of every motion layer."""
     generator = torch.Generator().manual_seed(seed)
-    positions = {f"down_blocks.{i}.motion_modules.{j}": channels[i] for i in range(4) for j in range(2)}
-    positions.update({f"up_blocks.{i}.motion_modules.{j}": channels[3 - i] for i in range(4) for j in range(3)})
-    positions["mid_block.motion_modules.0"] = channels[3]
+    positions = motion_positions(channels)
     sd = {}
     for position, c in positions.items():
         for a in range(2):
@@ -342,9 +346,7 @@ def lightning_motion_module(form="comfyui", seed=0, dtype=torch.float16, channel
     mid-block layer and two 32-frame sinusoid position tables per layer; saved without metadata it is the
     published 908,929,664 bytes. diffusers: the same in diffusers' MotionAdapter naming (907,702,248 bytes)."""
     generator = torch.Generator().manual_seed(seed)
-    positions = {f"down_blocks.{i}.motion_modules.{j}": channels[i] for i in range(4) for j in range(2)}
-    positions.update({f"up_blocks.{i}.motion_modules.{j}": channels[3 - i] for i in range(4) for j in range(3)})
-    positions["mid_block.motion_modules.0"] = channels[3]
+    positions = motion_positions(channels)
     sd = {}
     for position, c in positions.items():
         layer = motion_layer(c, generator)

@@ -171,7 +171,7 @@ def _lightning_file(name):
 
 def _svd_file(file_name, make, what):
     """A Stable Video Diffusion stand-in. Full size would be 6 GB per UNet: its UNets are NARROW_SVD (320
-    channels at every level), which ComfyUI still detects as SVD_img2vid (pipeline/random_svd.py)."""
+    channels at every level), which ComfyUI still detects as SVD_img2vid (stand_ins/random_svd.py)."""
     from safetensors.torch import save_file
     path = CACHE_DIR / file_name
     if not path.exists():
