@@ -12,7 +12,7 @@ SparseCtrl's temporal layers cover 32 frames (its position table); a call over m
 on its own windows of 16 frames (static, overlap 4) and fuses them per frame with pyramid weights, the
 pack's window maths (motion/context_windows.py), each window again getting only its own keyframes.
 Like Advanced-ControlNet's controls it carries `sub_idxs`, so the pack's windows leave it to build its own
-hints (control/hints.py).
+hints (motion/control_hints.py).
 """
 import inspect
 
@@ -29,7 +29,7 @@ OWN_WINDOWS = ContextOptions(context_length=16, overlap=4, schedule="static", fu
 
 
 class SparseCtrlKeyframes(comfy.controlnet.ControlBase):
-    sub_idxs = None  # marks a control that reads its window from ad_params and builds its own hint (control/hints.py)
+    sub_idxs = None  # marks a control that reads its window from ad_params and builds its own hint (motion/control_hints.py)
 
     def __init__(self, sparsectrl, images, frames, vae=None):
         """images: IMAGE [K, H, W, C], the keyframes; frames: their frames as written (keyframes.parse_frames);

@@ -8,7 +8,7 @@ comfy/patcher_extension.py; core's own context windows and AnimateDiff-Evolved w
 level). There the pack runs each window's whole pass on its frames alone:
 - the latents, timesteps and every per-frame conditioning tensor (prompt rows, masks, concat inputs)
   cut to the window's frames, as core's `IndexListContextHandler.get_resized_cond` cuts them;
-- ComfyUI's own ControlNets holding only the window's frames of their hints (control/hints.py);
+- ComfyUI's own ControlNets holding only the window's frames of their hints (motion/control_hints.py);
   Advanced-ControlNet's, and IP-Adapter's attention patches, read the window from `ad_params`;
 - the window marked as running, so the motion wrapper does not window it again and image-to-video
   cuts its start-image features to it.
@@ -18,7 +18,7 @@ ComfyUI's memory planning that a UNet call holds one window, not the whole video
 """
 import torch
 
-from ..control.hints import check_hint_frames, controls_in, hints_of_window
+from .control_hints import check_hint_frames, controls_in, hints_of_window
 from .context_windows import AD_PARAMS, CONTEXT_KEY, ad_params, each_window, frames_of_window, fuse
 from .injection import motion_wrapper_in
 

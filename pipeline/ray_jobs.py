@@ -7,8 +7,10 @@ Outputs come back to the driver as bytes and land in its output folder; the driv
 the manifest. A job whose worker dies is given to another worker (a new one is started in its place).
 Ray is imported only here, and only when --ray is used.
 """
+import atexit
 import collections
 import logging
+import shutil
 import signal
 import tempfile
 import threading
@@ -30,10 +32,15 @@ class ComfyUIWorker:
 
     def __init__(self, comfyui, cpu, input_dir):
         self.output_dir = Path(tempfile.mkdtemp(prefix="animatelcm-ray-worker-"))
+        atexit.register(shutil.rmtree, self.output_dir, ignore_errors=True)  # outputs travel to the driver
         pack = start_comfyui(comfyui, cpu, self.output_dir, input_dir)
         self.in_process = pipeline_module(pack, "in_process")
         self.measure = pipeline_module(pack, "measure")
         self.runner = self.in_process.InProcessRunner()
+
+    def close(self):
+        """Remove this worker's scratch folder (its outputs are the driver's by now); the process ends with Ray."""
+        shutil.rmtree(self.output_dir, ignore_errors=True)
 
     def catalog(self):
         """The node definitions, in /object_info's shape and JSON-safe (they travel to the driver)."""
@@ -147,4 +154,12 @@ class RayRunner:
                 progress.finish()
         finally:
             progress.close()
+            self._close(idle)
         return failed
+
+    def _close(self, actors):
+        """Idle workers remove their scratch folders (Ray ends a worker's process without its exit handlers)."""
+        try:
+            self.ray.get([actor.close.remote() for actor in actors], timeout=30)
+        except (self.ray.exceptions.GetTimeoutError, self.ray.exceptions.RayError) as error:  # a dead worker
+            log.debug("a worker's scratch folder stays in its temp folder: %s", error)

@@ -4,7 +4,7 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
-from ..control.hints import check_hint_frames, controls_of_conditioning
+from ..motion.control_hints import check_hint_frames, controls_of_conditioning
 from ..motion.context_windows import CONTEXT_KEY
 from ..motion.image_injection import carries_image, features_once_per_run, is_animated
 from ..svd.schedule import is_svd_model, svd_sigmas

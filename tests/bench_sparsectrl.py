@@ -3,6 +3,7 @@
 
     python tests/bench_sparsectrl.py                    # every graph at 128x128, once each
     python tests/bench_sparsectrl.py --size 64 --repeats 2 --only "ours, SparseCtrl"
+    python tests/bench_sparsectrl.py --per-pass --size 64 --repeats 5   # one network pass, in this process
 
 Each graph runs in a ComfyUI server of its own (main.py, fp32 on the CPU, glibc's default heap, as a user's server
 runs), on the tests' full-size random-weight stand-ins (SD1.5 checkpoint, AnimateLCM motion module and spatial LoRA,
@@ -145,14 +146,67 @@ def run_fresh(comfyui_path, kind, size, ade, acn):
         server.stop()
 
 
+def per_pass(size, repeats):
+    """Seconds of one pass (16 frames, cond and uncond: a batch of 32, as the graphs' steps run it) of: the SparseCtrl
+    network, the same without its 8 temporal layers (its spatial part: ComfyUI's ControlNet blocks), and the Canny
+    ControlNet; medians of `repeats`, interleaved, in this process."""
+    import statistics
+
+    import comfy.controlnet
+    import folder_paths
+    import torch
+    host = comfy_host.start()
+    stand_ins.sparsectrl(host, "v3_sd15_sparsectrl_rgb.ckpt")
+    stand_ins.controlnet(host, CONTROLNET)
+    product = importlib.import_module(host.pack.__name__ + ".control.sparsectrl")
+    injection = importlib.import_module(host.pack.__name__ + ".motion.injection")
+    video_batch = importlib.import_module(host.pack.__name__ + ".motion.video_batch")
+    sparsectrl = product.load_sparsectrl(folder_paths.get_full_path("controlnet", "v3_sd15_sparsectrl_rgb.ckpt"))
+    controlnet = comfy.controlnet.load_controlnet(folder_paths.get_full_path("controlnet", CONTROLNET)).control_model
+    animated = list(sparsectrl.network.input_blocks)
+    spatial = [getattr(block, injection.MARK, block) for block in animated]
+    latent = size // 8
+    generator = torch.Generator().manual_seed(0)
+    x, timesteps = torch.randn(32, 4, latent, latent, generator=generator), torch.full((32,), 500.0)
+    context = torch.randn(32, 77, 768, generator=generator)
+    sparse_hint = torch.randn(32, 5, latent, latent, generator=generator)
+    canny_hint = torch.rand(32, 3, size, size, generator=generator)
+
+    def sparsectrl_pass(blocks):
+        sparsectrl.network.input_blocks = torch.nn.ModuleList(blocks)
+        with video_batch.video_layout(2):
+            sparsectrl.network(x, sparse_hint, timesteps, context)
+
+    runs = {"SparseCtrl": lambda: sparsectrl_pass(animated),
+            "SparseCtrl without its temporal layers": lambda: sparsectrl_pass(spatial),
+            "a ControlNet (Canny)": lambda: controlnet(x=x, hint=canny_hint, timesteps=timesteps, context=context)}
+    seconds = {name: [] for name in runs}
+    with torch.inference_mode():
+        for _ in range(repeats):
+            for name, run in runs.items():
+                started = time.perf_counter()
+                run()
+                seconds[name].append(time.perf_counter() - started)
+    controlnet_pass = statistics.median(seconds["a ControlNet (Canny)"])
+    print(f"\nOne pass at {size}x{size}, 16 frames × cond and uncond, fp32 CPU, medians of {repeats}:\n")
+    print("| network | seconds | ÷ a ControlNet pass |")
+    print("|---|---|---|")
+    for name, values in seconds.items():
+        print(f"| {name} | {statistics.median(values):.3f} s | {statistics.median(values) / controlnet_pass:.2f}× |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=128, help="frame size in pixels (default 128)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each graph, rotated (default 1)")
+    parser.add_argument("--per-pass", action="store_true", help="time one network pass of SparseCtrl (with and "
+                        "without its temporal layers) and of a ControlNet, in this process, instead of the graphs")
     parser.add_argument("--only", action="append", metavar="GRAPH", help=f"graphs to run (repeatable): {GRAPHS}")
     parser.add_argument("--ade", default=os.environ.get("ALCM_ADE_PATH", str(bench_vs_ade.DEFAULT_ADE)))
     parser.add_argument("--acn", default=os.environ.get("ALCM_ACN_PATH", str(bench_controlnet.DEFAULT_ACN)))
     args = parser.parse_args()
+    if args.per_pass:
+        return per_pass(args.size, max(args.repeats, 3))
     kinds = args.only or GRAPHS
     unknown = set(kinds) - set(GRAPHS)
     if unknown:

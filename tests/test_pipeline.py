@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -362,8 +363,10 @@ def test_ray_two_workers_equal_serial(host, pack, pipeline, local_ray, colour_wo
     jobs_file.write_text("\n".join(json.dumps({"id": f"c{i}", "Canvas.color": i * 0x203040}) for i in range(4)))
     serial_manifest, ray_manifest = tmp_path / "serial.json", tmp_path / "ray.json"
     assert _render(pipeline, colour_workflow, "--jobs", jobs_file, "--manifest", serial_manifest) == 0
+    scratch = set(Path(tempfile.gettempdir()).glob("animatelcm-ray-worker-*"))
     assert _render(pipeline, colour_workflow, "--jobs", jobs_file, "--manifest", ray_manifest, "--ray",
                    "--workers", "2", "--output-dir", tmp_path / "ray-out") == 0
+    assert set(Path(tempfile.gettempdir()).glob("animatelcm-ray-worker-*")) <= scratch  # the workers cleaned up
     serial = json.loads(serial_manifest.read_text())["jobs"]
     on_ray = json.loads(ray_manifest.read_text())["jobs"]
     assert len({entry["worker"] for entry in on_ray.values()}) == 2  # both workers took jobs
