@@ -29,7 +29,7 @@ OWN_WINDOWS = ContextOptions(context_length=16, overlap=4, schedule="static", fu
 
 
 class SparseCtrlKeyframes(comfy.controlnet.ControlBase):
-    sub_idxs = None  # marks a control that reads its window from ad_params and builds its own hint (motion/control_hints.py)
+    sub_idxs = None  # reads its window from ad_params and builds its own hint (motion/control_hints.py)
 
     def __init__(self, sparsectrl, images, frames, vae=None):
         """images: IMAGE [K, H, W, C], the keyframes; frames: their frames as written (keyframes.parse_frames);

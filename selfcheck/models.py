@@ -10,7 +10,8 @@ import math
 
 import torch
 
-from ..stand_ins.random_weights import diffusers_naming, image_encoder_weights, motion_layer, random_tensor, unet_shapes
+from ..stand_ins.random_weights import (diffusers_naming, image_encoder_weights, motion_layer, position_table,
+                                        random_tensor, unet_shapes)
 
 TINY_CHANNELS = (32, 64, 128, 128)
 SD15_CHANNELS = (320, 640, 1280, 1280)
@@ -91,22 +92,13 @@ FAMILIES = {  # family: (mid block, positional-encoding frames or None, I2V imag
 }
 
 
-def sinusoid_table(frames, c):
-    """AnimateDiff's stored `pos_encoder.pe` [1, frames, c]."""
-    position = torch.arange(frames, dtype=torch.float32).unsqueeze(1)
-    div = torch.exp(torch.arange(0, c, 2, dtype=torch.float32) * (-math.log(10000.0) / c))
-    pe = torch.zeros(1, frames, c)
-    pe[0, :, 0::2], pe[0, :, 1::2] = torch.sin(position * div), torch.cos(position * div)
-    return pe
-
-
 def layer_weights(c, generator, pe_frames=None, zero_out=False):
     """One motion layer in the original naming, relative to `...motion_modules.J.`, with AnimateDiff v1/v2's
     stored position table when `pe_frames` is given."""
     w = motion_layer(c, generator, zero_out)
     if pe_frames:
         for a in range(2):
-            w[f"temporal_transformer.transformer_blocks.0.attention_blocks.{a}.pos_encoder.pe"] = sinusoid_table(pe_frames, c)
+            w[f"temporal_transformer.transformer_blocks.0.attention_blocks.{a}.pos_encoder.pe"] = position_table(pe_frames, c)
     return w
 
 

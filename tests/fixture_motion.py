@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 from fixture_selfcheck import models
 
 SD15_CHANNELS, FAMILIES, LORA_PROJECTIONS = models.SD15_CHANNELS, models.FAMILIES, models.LORA_PROJECTIONS
-_sinusoid, layer_weights, positions = models.sinusoid_table, models.layer_weights, models.positions
+_sinusoid, layer_weights, positions = models.position_table, models.layer_weights, models.positions
 motion_state_dict, to_diffusers = models.motion_state_dict, models.to_diffusers
 motion_lora_state_dict, motion_lora_target = models.motion_lora_state_dict, models.motion_lora_target
 # AnimateLCM-I2V's `img_encoder.*` at any width: the renderer's stand-in generator (stand_ins/random_weights.py)

@@ -210,7 +210,7 @@ def test_the_published_layouts_are_recognised_with_each_step_count(pack, host, t
         assert len(module.positions()) == 21 and module.format.converted_from_diffusers == (form == "diffusers")
     layer = module.build_layers(torch.float32)["mid_block.motion_modules.0"]
     table = layer.temporal_transformer.transformer_blocks[0].attention_blocks[1].pos_encoder.encoding(32, torch.zeros(()))
-    assert torch.equal(table, models.sinusoid_table(32, 1280).half().float())  # the file's own (fp16) table, in both layouts
+    assert torch.equal(table, models.position_table(32, 1280).half().float())  # the file's own (fp16) table, in both layouts
     renamed = tmp_path / "renamed.safetensors"
     renamed.symlink_to(cached)
     module = load(str(renamed))  # the published size: hashed, and (random weights) not one of the published files
