@@ -151,11 +151,11 @@ def per_pass(size, repeats):
     network, the same without its 8 temporal layers (its spatial part: ComfyUI's ControlNet blocks), and the Canny
     ControlNet; medians of `repeats`, interleaved, in this process."""
     import statistics
+    host = comfy_host.start()  # ComfyUI's modules import once it runs
 
     import comfy.controlnet
     import folder_paths
     import torch
-    host = comfy_host.start()
     stand_ins.sparsectrl(host, "v3_sd15_sparsectrl_rgb.ckpt")
     stand_ins.controlnet(host, CONTROLNET)
     product = importlib.import_module(host.pack.__name__ + ".control.sparsectrl")
