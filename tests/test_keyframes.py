@@ -73,9 +73,16 @@ def test_nodes(host, pack, tiny_model):
 
         def make(self):
             import comfy.sd
+
+            class CountingVAE(comfy.sd.VAE):
+                encodes = 0
+
+                def encode(self, pixels):
+                    self.encodes += 1
+                    return super().encode(pixels)
             generator = torch.Generator().manual_seed(0)
             sd = {k: random_tensor(k, s, generator, torch.float32) for k, s in vae_shapes(prefix="").items()}
-            vaes.append(comfy.sd.VAE(sd=sd))
+            vaes.append(CountingVAE(sd=sd))
             return (vaes[-1],)
 
     class Record:
@@ -221,6 +228,7 @@ def test_rgb_keyframes_are_the_vae_latents_of_the_pictures_on_their_frames(host,
     host.run(graph("sparsectrl_rgb_tiny.safetensors", "0, -1", COLOURS[:2], frames=16, windows=False),
              want=["13"], executor=host.fresh_executor())
     vae = vaes[-1]
+    assert vae.encodes == 1  # the keyframes are encoded once per run, not once per step
     pictures = torch.stack([torch.full((64, 64, 3), (colour & 0xFF) / 255) for colour in COLOURS[:2]])
     with torch.inference_mode(), torch.random.fork_rng():
         torch.manual_seed(0)  # the March 2024 ComfyUI samples the VAE's posterior: the control seeds it so
