@@ -208,11 +208,20 @@ class Page:
         self.page.screenshot(path=str(self.server.screenshots / f"{name}.png"))
 
 
+@pytest.fixture(scope="module")
+def tab(browser, server):
+    """One tab per server: loading the frontend takes 3 s, and every test opens its graph on a cleared one."""
+    opened = Page(browser, server)
+    yield opened
+    opened.page.close()
+
+
 @pytest.fixture
-def page(browser, server):
-    tab = Page(browser, server)
-    yield tab
-    tab.page.close()
+def page(tab):
+    """The module's tab, as if fresh for this test: its errors and its runs' results are this test's own."""
+    tab.errors = []
+    tab.page.evaluate("() => { window.__alcm.executed = []; window.__alcm.failed = []; }")
+    return tab
 
 
 def _save_node(workflow):

@@ -54,16 +54,26 @@ MUTATIONS = {  # what is changed in the pack: (module, attribute or (dict, key),
     "window shifts": ("motion.context_windows", "ordered_halving", lambda step: 0.0, ["Context Windows"]),
     "Lightning betas": ("samplers.lightning", ("BETAS", "beta_schedule"), "linear", ["AnimateDiff-Lightning"]),
 }
+# The self-check's functions that hold those paths (the whole check runs once, for the command's exit code and summary)
+PATH_FUNCTIONS = {"schedule": "schedule", "t2v": "t2v", "v2v": "v2v", "motion module AnimateLCM t2v": "motion_modules",
+                  "AnimateDiff v3": "motion_modules", "motion LoRA": "motion_lora", "keyframes (SparseCtrl": "keyframes",
+                  "spatial LoRA": "spatial_lora", "Context Windows": "context_windows",
+                  "AnimateDiff-Lightning": "lightning"}
 
 
-@pytest.mark.parametrize("mutation", list(MUTATIONS))
-def test_a_changed_formula_fails_naming_its_path(self_check, pack, monkeypatch, mutation):
+def _mutate(pack, monkeypatch, mutation):
     module_name, attribute, value, failing = MUTATIONS[mutation]
     module = importlib.import_module(f"{pack.__name__}.{module_name}")
     if isinstance(attribute, tuple):
         monkeypatch.setitem(getattr(module, attribute[0]), attribute[1], value)
     else:
         monkeypatch.setattr(module, attribute, value)
+    return failing
+
+
+def test_a_changed_formula_fails_the_command_naming_its_path(self_check, pack, monkeypatch):
+    """The whole self-check with one constant changed: exit code 1, the paths that use it named, the rest ok."""
+    failing = _mutate(pack, monkeypatch, "schedule beta_end")
     code, lines = run(self_check)
     assert code == 1, "\n".join(lines)
     failed = [line for line in lines[1:-1] if line.startswith("FAIL")]
@@ -71,6 +81,20 @@ def test_a_changed_formula_fails_naming_its_path(self_check, pack, monkeypatch, 
         assert any(path in line and "max diff" in line for line in failed), (path, lines)
     assert any(line.startswith("ok   video file") for line in lines), lines  # the rest still passes
     assert lines[-1].startswith("FAIL") and "differ from the reference" in lines[-1]
+
+
+@pytest.mark.parametrize("mutation", [m for m in MUTATIONS if m != "schedule beta_end"])
+def test_each_changed_formula_fails_the_paths_that_use_it(self_check, pack, monkeypatch, mutation):
+    """Each other constant changed: the self-check's functions holding the paths that use it fail those paths, naming
+    them (run alone, with the video file path as one that must still pass)."""
+    failing = _mutate(pack, monkeypatch, mutation)
+    paths = importlib.import_module(f"{pack.__name__}.selfcheck.paths")
+    wanted = {PATH_FUNCTIONS[path] for path in failing} | {"video_file"}
+    checks = self_check.run_paths([f for f in paths.PATHS if f.__name__ in wanted])
+    lines = [self_check.line(check) for check in checks]
+    for path in failing:
+        assert any(path in line and line.startswith("FAIL") and "max diff" in line for line in lines), (path, lines)
+    assert any(line.startswith("ok   video file") for line in lines), lines
 
 
 def test_the_command_runs_in_the_hosts_comfyui(host, tmp_path, request):
